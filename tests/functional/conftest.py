@@ -1,0 +1,181 @@
+"""Fixtures for functional tests on a real Ceph + Glance.
+
+Endpoints and credentials come from the environment, as ``tools/lab env``
+prints them, so the same tests can run against another deployment (a
+devstack with Ceph) by exporting those variables.  When none is set, the
+project's lab is started (and stopped again at the end if this session
+started it; FASTCLONE_LAB_KEEP=1 keeps it).  A lab that cannot be reached
+fails the tests: they never skip.
+"""
+
+import dataclasses
+import os
+import shlex
+import subprocess
+import time
+import uuid
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+LAB = os.path.join(REPO, 'tools', 'lab')
+
+
+@dataclasses.dataclass(frozen=True)
+class Lab:
+    ceph_conf: str
+    fsid: str
+    admin_user: str
+    nova_user: str
+    glance_user: str
+    images_pool: str
+    vms_pool: str
+    glance_url: str
+    glance_token: str
+    rbd_store: str
+    file_store: str
+
+
+def _parse_env(text):
+    env = {}
+    for line in text.splitlines():
+        words = shlex.split(line)
+        if len(words) == 2 and words[0] == 'export':
+            key, _, value = words[1].partition('=')
+            env[key] = value
+    return env
+
+
+def _lab_from(env):
+    return Lab(ceph_conf=env['FASTCLONE_CEPH_CONF'],
+               fsid=env['FASTCLONE_CEPH_FSID'],
+               admin_user=env['FASTCLONE_CEPH_ADMIN_USER'],
+               nova_user=env['FASTCLONE_NOVA_RBD_USER'],
+               glance_user=env['FASTCLONE_GLANCE_RBD_USER'],
+               images_pool=env['FASTCLONE_IMAGES_POOL'],
+               vms_pool=env['FASTCLONE_VMS_POOL'],
+               glance_url=env['FASTCLONE_GLANCE_URL'],
+               glance_token=env['FASTCLONE_GLANCE_TOKEN'],
+               rbd_store=env['FASTCLONE_GLANCE_RBD_STORE'],
+               file_store=env['FASTCLONE_GLANCE_FILE_STORE'])
+
+
+def _run(*args):
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=900)
+    if proc.returncode:
+        pytest.fail('%s failed (rc %d):\n%s\n%s' % (
+            ' '.join(args), proc.returncode, proc.stdout[-3000:],
+            proc.stderr[-3000:]), pytrace=False)
+    return proc.stdout
+
+
+def _check_reachable(lab):
+    import glanceclient
+    import rados
+    client = rados.Rados(conffile=lab.ceph_conf, rados_id=lab.admin_user)
+    try:
+        client.connect(timeout=15)
+        got = client.get_fsid()
+    finally:
+        client.shutdown()
+    assert got == lab.fsid, 'cluster fsid %s, expected %s' % (got, lab.fsid)
+    gc = glanceclient.Client('2', endpoint=lab.glance_url,
+                             token=lab.glance_token)
+    stores = [s['id'] for s in gc.images.get_stores_info()['stores']]
+    assert lab.rbd_store in stores and lab.file_store in stores, stores
+
+
+@pytest.fixture(scope='session')
+def lab():
+    started = False
+    if 'FASTCLONE_CEPH_CONF' in os.environ:
+        env = os.environ
+    else:
+        _run(LAB, 'up')
+        started = os.environ.get('FASTCLONE_LAB_KEEP') != '1'
+        env = _parse_env(_run(LAB, 'env'))
+    info = _lab_from(env)
+    try:
+        _check_reachable(info)
+    except Exception as e:
+        pytest.fail('the lab cannot be reached (%s: %s); see tools/lab '
+                    'status' % (type(e).__name__, e), pytrace=False)
+    yield info
+    if started:
+        _run(LAB, 'down')
+
+
+@pytest.fixture(scope='session')
+def glance(lab):
+    import glanceclient
+    return glanceclient.Client('2', endpoint=lab.glance_url,
+                               token=lab.glance_token)
+
+
+class Images:
+    """Uploads test images to Glance; deletes them all at the end."""
+
+    def __init__(self, glance, lab, tmp_path_factory):
+        self.glance = glance
+        self.lab = lab
+        self.tmp = tmp_path_factory.mktemp('images')
+        self.ids = []
+
+    def write(self, data: bytes, name='img.raw'):
+        path = self.tmp / ('%s-%s' % (uuid.uuid4().hex[:8], name))
+        path.write_bytes(data)
+        return str(path)
+
+    def upload(self, path, disk_format='raw', store=None, name=None):
+        image = self.glance.images.create(
+            name=name or 'fastclone-test-%s' % os.path.basename(path),
+            disk_format=disk_format, container_format='bare')
+        self.ids.append(image.id)
+        with open(path, 'rb') as f:
+            self.glance.images.upload(image.id, f,
+                                      backend=store or self.lab.rbd_store)
+        return self.wait_active(image.id)
+
+    def wait_active(self, image_id, timeout=60):
+        deadline = time.monotonic() + timeout
+        while True:
+            image = self.glance.images.get(image_id)
+            if image.status == 'active':
+                return image
+            if image.status in ('killed', 'deleted') or \
+                    time.monotonic() > deadline:
+                raise AssertionError('image %s is %s' % (image_id,
+                                                         image.status))
+            time.sleep(0.2)
+
+    def cleanup(self):
+        for image_id in self.ids:
+            try:
+                self.glance.images.delete(image_id)
+            except Exception:  # already gone, or busy: not this test's point
+                pass
+
+
+@pytest.fixture(scope='session')
+def images(glance, lab, tmp_path_factory):
+    helper = Images(glance, lab, tmp_path_factory)
+    yield helper
+    helper.cleanup()
+
+
+@pytest.fixture(scope='session')
+def rados_nova(lab):
+    import rados
+    client = rados.Rados(conffile=lab.ceph_conf, rados_id=lab.nova_user)
+    client.connect(timeout=15)
+    yield client
+    client.shutdown()
+
+
+def make_data(size: int, marker: bytes = b'') -> bytes:
+    """size random bytes, marker (if any) at offset 1 MiB."""
+    data = bytearray(os.urandom(size))
+    if marker:
+        data[1 << 20:(1 << 20) + len(marker)] = marker
+    return bytes(data)
