@@ -1,0 +1,59 @@
+"""librados/librbd stand-ins, the way Nova's test_rbd_utils builds them:
+mocks for the modules, real exception classes so ``except`` clauses work."""
+
+from unittest import mock
+
+import fixtures
+
+from nova.storage import rbd_utils
+
+
+class RadosError(Exception):
+    pass
+
+
+class RadosObjectNotFound(RadosError):
+    pass
+
+
+class RbdError(Exception):
+    pass
+
+
+class RbdImageNotFound(RbdError):
+    pass
+
+
+class RbdImageExists(RbdError):
+    pass
+
+
+class RbdPermissionError(RbdError):
+    pass
+
+
+class CephModules(fixtures.Fixture):
+    """Replace rbd_utils.rados/rbd for the duration of a test."""
+
+    def _setUp(self):
+        self.rados = mock.Mock(name='rados')
+        self.rados.Error = RadosError
+        self.rados.ObjectNotFound = RadosObjectNotFound
+        self.rbd = mock.Mock(name='rbd')
+        self.rbd.Error = RbdError
+        self.rbd.ImageNotFound = RbdImageNotFound
+        self.rbd.ImageExists = RbdImageExists
+        self.rbd.PermissionError = RbdPermissionError
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.storage.rbd_utils.rados', self.rados))
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.storage.rbd_utils.rbd', self.rbd))
+        self.addCleanup(_reset_handles)
+
+
+def _reset_handles():
+    from fastclone_backend import cluster
+    cluster._HANDLES.clear()
+
+
+__all__ = ['CephModules', 'rbd_utils']

@@ -1,0 +1,114 @@
+"""One shared cluster connection per process, reconnected on failure."""
+
+import os
+from unittest import mock
+
+from fastclone_backend import cluster
+from tests.unit import base
+from tests.unit import fakes
+
+
+class ClusterHandleTestCase(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.ceph = self.useFixture(fakes.CephModules())
+        self.handle = cluster.ClusterHandle('/etc/ceph/x.conf', 'nova', 5)
+
+    def test_connects_once_for_many_ioctxs(self):
+        for pool in ('vms', 'images', 'vms'):
+            self.handle.open_ioctx(pool)
+        self.ceph.rados.Rados.assert_called_once_with(
+            rados_id='nova', conffile='/etc/ceph/x.conf')
+        client = self.ceph.rados.Rados.return_value
+        client.connect.assert_called_once_with(timeout=5)
+        self.assertEqual([mock.call('vms'), mock.call('images'),
+                          mock.call('vms')],
+                         client.open_ioctx.call_args_list)
+
+    def test_failed_connect_shuts_down_and_raises(self):
+        client = self.ceph.rados.Rados.return_value
+        client.connect.side_effect = fakes.RadosError('timed out')
+        self.assertRaises(fakes.RadosError, self.handle.open_ioctx, 'vms')
+        client.shutdown.assert_called_once_with()
+        client.connect.side_effect = None
+        self.handle.open_ioctx('vms')  # the next call connects again
+        self.assertEqual(2, client.connect.call_count)
+
+    def test_reconnects_when_the_connection_broke(self):
+        broken, fresh = mock.Mock(), mock.Mock()
+        broken.open_ioctx.side_effect = fakes.RadosError('shutdown')
+        self.ceph.rados.Rados.side_effect = [broken, fresh]
+        client, ioctx = self.handle.open_ioctx('vms')
+        self.assertIs(fresh, client)
+        self.assertIs(fresh.open_ioctx.return_value, ioctx)
+        broken.shutdown.assert_called_once_with()
+
+    def test_missing_pool_is_not_a_broken_connection(self):
+        client = self.ceph.rados.Rados.return_value
+        client.open_ioctx.side_effect = fakes.RadosObjectNotFound('no pool')
+        self.assertRaises(fakes.RadosObjectNotFound,
+                          self.handle.open_ioctx, 'nopool')
+        client.shutdown.assert_not_called()
+        self.assertEqual(1, self.ceph.rados.Rados.call_count)
+
+    def test_reset_of_a_replaced_client_is_ignored(self):
+        client, _ = self.handle.open_ioctx('vms')
+        self.handle.reset(broken=mock.Mock())
+        client.shutdown.assert_not_called()
+        self.handle.reset()
+        client.shutdown.assert_called_once_with()
+
+
+class HandleRegistryTestCase(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.useFixture(fakes.CephModules())
+
+    def test_one_handle_per_cluster_and_user(self):
+        a = cluster.handle_for('/c.conf', 'nova', 5)
+        self.assertIs(a, cluster.handle_for('/c.conf', 'nova', 5))
+        self.assertIsNot(a, cluster.handle_for('/c.conf', 'admin', 5))
+        self.assertIsNot(a, cluster.handle_for('/d.conf', 'nova', 5))
+
+    def test_a_forked_child_gets_its_own_handle(self):
+        parent = cluster.handle_for('/c.conf', 'nova', 5)
+        with mock.patch.object(os, 'getpid', return_value=-1):
+            self.assertIsNot(parent, cluster.handle_for('/c.conf', 'nova', 5))
+
+    def test_reset_all_shuts_down_every_connection(self):
+        handle = cluster.handle_for('/c.conf', 'nova', 5)
+        client, _ = handle.open_ioctx('vms')
+        cluster.reset_all()
+        client.shutdown.assert_called_once_with()
+        self.assertIsNot(handle, cluster.handle_for('/c.conf', 'nova', 5))
+
+
+class SharedRBDDriverTestCase(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.ceph = self.useFixture(fakes.CephModules())
+        self.flags(images_rbd_pool='vms', rbd_user='nova',
+                   images_rbd_ceph_conf='/c.conf', rbd_connect_timeout=7,
+                   group='libvirt')
+
+    def test_nova_driver_methods_share_one_connection(self):
+        client = self.ceph.rados.Rados.return_value
+        client.get_fsid.return_value = b'fsid-1'
+        driver = cluster.SharedRBDDriver()
+        driver.exists('disk-a')
+        driver.size('disk-a')
+        self.assertEqual('fsid-1', driver.get_fsid())
+        self.ceph.rados.Rados.assert_called_once_with(
+            rados_id='nova', conffile='/c.conf')
+        client.connect.assert_called_once_with(timeout=7)
+        client.shutdown.assert_not_called()
+        ioctx = client.open_ioctx.return_value
+        self.assertEqual(3, ioctx.close.call_count)
+
+    def test_two_drivers_share_the_connection(self):
+        cluster.SharedRBDDriver().exists('a')
+        cluster.SharedRBDDriver().exists('b')
+        self.assertEqual(1, self.ceph.rados.Rados.call_count)
