@@ -4,8 +4,11 @@ from nova import test
 
 
 class PytestSafe:
-    """Nova's cleanup deletes public attributes, including the bound test
-    method that pytest sets and later deletes itself; keep that one."""
+    """Keep the test method through Nova's attribute cleanup.
+
+    Nova's cleanup deletes public attributes, including the bound test
+    method that pytest sets and later deletes itself.
+    """
 
     def _clear_attrs(self):
         name = self._testMethodName

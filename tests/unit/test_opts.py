@@ -2,10 +2,10 @@
 on request, rendered by the config generator (as glance_store's
 tests/unit/test_opts.py checks its own)."""
 
+from importlib import metadata
 import os
 import subprocess
 import sys
-from importlib import metadata
 
 import fixtures
 from oslo_config import cfg

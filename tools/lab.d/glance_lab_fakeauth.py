@@ -19,7 +19,8 @@ class DefaultIdentity:
 
     def __call__(self, environ, start_response):
         if 'HTTP_X_TENANT_ID' in environ:
-            environ.setdefault('HTTP_X_PROJECT_ID', environ['HTTP_X_TENANT_ID'])
+            environ.setdefault('HTTP_X_PROJECT_ID',
+                               environ['HTTP_X_TENANT_ID'])
         for key, value in self.defaults.items():
             environ.setdefault(key, value)
         return self.app(environ, start_response)
