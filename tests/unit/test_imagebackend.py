@@ -1,0 +1,195 @@
+"""FastRbd.direct_fetch / clone with librbd mocked, in Nova's style."""
+
+from unittest import mock
+
+import fixtures
+
+from nova import exception
+from nova import objects
+from oslo_utils import units
+
+from fastclone_backend import cluster
+from fastclone_backend import imagebackend
+from tests.unit import base
+from tests.unit import fakes
+
+FSID = '5eca15c8-e424-4fc8-9470-1d586b91059d'
+OTHER = '0bd3a7a4-5dc6-4c9e-8a3b-7f3f8e0a1c22'
+IMAGE_ID = 'f0e1d2c3-b4a5-4697-8899-aabbccddeeff'
+GOOD = 'rbd://%s/images/%s/snap' % (FSID, IMAGE_ID)
+
+
+def _meta(*urls, disk_format='raw', direct_url=None):
+    return {'id': IMAGE_ID, 'disk_format': disk_format,
+            'direct_url': direct_url,
+            'locations': [{'url': u, 'metadata': {}} for u in urls]}
+
+
+class FastRbdCloneTestCase(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.useFixture(fakes.CephModules())
+        self.flags(images_rbd_pool='vms', rbd_user='nova',
+                   images_rbd_ceph_conf='/c.conf', group='libvirt')
+        self.instance = objects.Instance(
+            uuid='a1b2c3d4-0000-4000-8000-000000000001',
+            flavor=objects.Flavor(root_gb=2))
+        self.image_api = self.useFixture(fixtures.MockPatch(
+            'nova.virt.libvirt.imagebackend.IMAGE_API')).mock
+        self.driver = {}
+        for name, value in (('get_fsid', FSID), ('exists', True),
+                            ('clone', None), ('size', units.Gi),
+                            ('resize', None), ('remove_image', None)):
+            self.driver[name] = self.useFixture(fixtures.MockPatch(
+                'fastclone_backend.cluster.SharedRBDDriver.' + name,
+                autospec=True, return_value=value)).mock
+        self.disk = imagebackend.FastRbd(self.instance, 'disk')
+
+    def _fetch(self, meta, **kwargs):
+        self.image_api.get.return_value = meta
+        return self.disk.direct_fetch(mock.sentinel.ctx, IMAGE_ID, **kwargs)
+
+    def test_clones_trusted_location_and_grows_to_flavor(self):
+        self._fetch(_meta(GOOD))
+        self.image_api.get.assert_called_once_with(
+            mock.sentinel.ctx, IMAGE_ID, include_locations=True)
+        self.driver['exists'].assert_called_once_with(
+            IMAGE_ID, pool='images', snapshot='snap')
+        self.driver['clone'].assert_called_once_with(
+            {'url': GOOD}, self.disk.rbd_name)
+        self.driver['resize'].assert_called_once_with(
+            self.disk.rbd_name, 2 * units.Gi)
+        self.assertIsInstance(self.disk.driver, cluster.SharedRBDDriver)
+
+    def test_clone_is_direct_fetch(self):
+        self.image_api.get.return_value = _meta(GOOD)
+        self.disk.clone(mock.sentinel.ctx, IMAGE_ID)
+        self.driver['clone'].assert_called_once_with(
+            {'url': GOOD}, self.disk.rbd_name)
+
+    def test_explicit_size_and_never_shrinks(self):
+        self._fetch(_meta(GOOD), size=units.Gi // 2)
+        self.driver['resize'].assert_not_called()
+
+    def test_first_trusted_location_wins(self):
+        bad = 'rbd://%s/images/%s/snap' % (OTHER, IMAGE_ID)
+        self._fetch(_meta(bad, 'file:///x', GOOD))
+        self.driver['clone'].assert_called_once_with(
+            {'url': GOOD}, self.disk.rbd_name)
+
+    def test_refuses_and_lists_reasons(self):
+        other = 'rbd://%s/images/%s/snap' % (OTHER, IMAGE_ID)
+        vms = 'rbd://%s/vms/%s/snap' % (FSID, IMAGE_ID)
+        exc = self.assertRaises(exception.ImageUnacceptable, self._fetch,
+                                _meta(other, vms, 'file:///var/x'))
+        msg = str(exc)
+        self.assertIn(IMAGE_ID, msg)
+        self.assertIn('%s: fsid %s is not the local cluster' % (other, OTHER),
+                      msg)
+        self.assertIn('%s: pool vms is not in [fastclone] '
+                      'clone_allowed_pools (images)' % vms, msg)
+        self.assertIn('file:///var/x: scheme is not rbd://', msg)
+        self.driver['clone'].assert_not_called()
+        self.driver['exists'].assert_not_called()
+
+    def test_non_raw_image_refused_per_location(self):
+        exc = self.assertRaises(exception.ImageUnacceptable, self._fetch,
+                                _meta(GOOD, disk_format='qcow2'))
+        self.assertIn('disk_format is qcow2, only raw images can be cloned',
+                      str(exc))
+        self.driver['clone'].assert_not_called()
+
+    def test_missing_snapshot_refused(self):
+        self.driver['exists'].return_value = False
+        exc = self.assertRaises(exception.ImageUnacceptable, self._fetch,
+                                _meta(GOOD))
+        self.assertIn('snapshot images/%s@snap does not exist' % IMAGE_ID,
+                      str(exc))
+        self.driver['clone'].assert_not_called()
+
+    def test_unreadable_snapshot_refused(self):
+        self.driver['exists'].side_effect = fakes.RbdPermissionError('EPERM')
+        exc = self.assertRaises(exception.ImageUnacceptable, self._fetch,
+                                _meta(GOOD))
+        self.assertIn('cannot open images/%s@snap: EPERM' % IMAGE_ID,
+                      str(exc))
+
+    def test_no_locations_names_the_glance_settings(self):
+        exc = self.assertRaises(exception.ImageUnacceptable, self._fetch,
+                                _meta())
+        self.assertIn('Glance shows no location', str(exc))
+        self.driver['get_fsid'].assert_not_called()
+
+    def _location_api(self, result=None, error=None):
+        session = mock.Mock()
+        session._client.call.return_value = result
+        session._client.call.side_effect = error
+        self.image_api._get_session_and_image_id.return_value = (
+            session, IMAGE_ID)
+        return session._client.call
+
+    def test_location_api_used_when_record_has_none(self):
+        call = self._location_api(result=[{'url': GOOD, 'metadata': {}}])
+        self._fetch(_meta())
+        call.assert_called_once_with(mock.sentinel.ctx, 2,
+                                     'get_image_locations',
+                                     args=(IMAGE_ID,))
+        self.driver['clone'].assert_called_once_with(
+            {'url': GOOD}, self.disk.rbd_name)
+
+    def test_location_api_not_called_when_record_suffices(self):
+        call = self._location_api(result=[])
+        self._fetch(_meta(GOOD))
+        call.assert_not_called()
+
+    def test_location_api_refusal_is_skipped(self):
+        self._location_api(error=Exception('403 Forbidden'))
+        exc = self.assertRaises(exception.ImageUnacceptable, self._fetch,
+                                _meta('file:///x'))
+        self.assertIn('file:///x: scheme is not rbd://', str(exc))
+
+    def test_location_api_disabled(self):
+        self.flags(use_location_api=False, group='fastclone')
+        call = self._location_api(result=[{'url': GOOD}])
+        self.assertRaises(exception.ImageUnacceptable, self._fetch, _meta())
+        call.assert_not_called()
+
+    def test_resize_failure_removes_the_clone(self):
+        self.driver['resize'].side_effect = fakes.RbdError('ENOSPC')
+        self.assertRaises(fakes.RbdError, self._fetch, _meta(GOOD))
+        self.driver['remove_image'].assert_called_once_with(
+            self.disk.rbd_name)
+
+    def test_failed_clone_removes_nothing(self):
+        # e.g. ImageExists: the disk that exists is not ours to remove
+        self.driver['clone'].side_effect = fakes.RbdImageExists('exists')
+        self.assertRaises(fakes.RbdImageExists, self._fetch, _meta(GOOD))
+        self.driver['remove_image'].assert_not_called()
+
+    def test_copy_to_store_then_clone(self):
+        self.flags(images_rbd_glance_store_name='ceph', group='libvirt')
+        first, second = _meta('file:///x'), _meta('file:///x', GOOD)
+        self.image_api.get.side_effect = [first, second]
+        with mock.patch.object(self.disk, 'copy_to_store',
+                               autospec=True) as copy:
+            self.disk.clone(mock.sentinel.ctx, IMAGE_ID)
+        copy.assert_called_once_with(mock.sentinel.ctx, first)
+        self.driver['clone'].assert_called_once_with(
+            {'url': GOOD}, self.disk.rbd_name)
+
+    def test_copy_to_store_still_refused(self):
+        self.flags(images_rbd_glance_store_name='ceph', group='libvirt')
+        self.image_api.get.return_value = _meta('file:///x')
+        with mock.patch.object(self.disk, 'copy_to_store',
+                               autospec=True) as copy:
+            self.assertRaises(exception.ImageUnacceptable, self.disk.clone,
+                              mock.sentinel.ctx, IMAGE_ID)
+        copy.assert_called_once_with(mock.sentinel.ctx, mock.ANY)
+
+    def test_flavor_root_bytes(self):
+        self.assertEqual(2 * units.Gi,
+                         imagebackend.flavor_root_bytes(self.instance))
+        self.assertEqual(0, imagebackend.flavor_root_bytes(None))
+        self.assertEqual(0, imagebackend.flavor_root_bytes(
+            objects.Instance(uuid=self.instance.uuid)))
