@@ -1,0 +1,27 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""``nova-compute-fastrbd``: nova-compute with the fastrbd backend.
+
+Takes exactly nova-compute's arguments.  ``nova.cmd.compute`` is imported
+first, so Nova's own start-up (eventlet monkey patching) happens before any
+other Nova module is loaded, then the hook is installed.
+"""
+
+
+def main():
+    from nova.cmd import compute
+
+    from fastclone_backend import hook
+
+    hook.install()
+    return compute.main()
