@@ -1,0 +1,132 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Nova's real instance-disk flow, outside nova-compute.
+
+For the demo, the functional tests and the benchmarks: parse a nova.conf as
+nova-compute does (with the hook), then make a root disk exactly as
+``LibvirtDriver._create_and_inject_local_root`` does: ``Backend.by_name``,
+then ``Image.cache()`` with the driver's ``clone_fallback_to_fetch``.  No
+libvirt, message queue or database is involved.
+"""
+
+import dataclasses
+import os
+import uuid
+
+NOVA_CONF = """[DEFAULT]
+instances_path = {instances}
+[libvirt]
+images_type = {images_type}
+images_rbd_pool = {pool}
+images_rbd_ceph_conf = {ceph_conf}
+rbd_user = {user}
+[glance]
+endpoint_override = {glance_url}
+[oslo_concurrency]
+lock_path = {locks}
+"""
+
+
+@dataclasses.dataclass
+class Settings:
+    ceph_conf: str
+    rbd_user: str
+    pool: str
+    glance_url: str
+    glance_token: str
+    workdir: str
+    images_type: str = 'fastrbd'
+
+
+def write_nova_conf(settings: Settings) -> str:
+    path = os.path.join(settings.workdir, 'nova.conf')
+    os.makedirs(settings.workdir, exist_ok=True)
+    with open(path, 'w') as f:
+        f.write(NOVA_CONF.format(
+            instances=os.path.join(settings.workdir, 'instances'),
+            images_type=settings.images_type, pool=settings.pool,
+            ceph_conf=settings.ceph_conf, user=settings.rbd_user,
+            glance_url=settings.glance_url,
+            locks=os.path.join(settings.workdir, 'locks')))
+    return path
+
+
+def start(settings: Settings, hooked: bool = True):
+    """Parse nova.conf like nova-compute(-fastrbd); returns a context."""
+    from nova import config
+    from nova import context
+    from nova import objects
+
+    from fastclone_backend import hook
+
+    if hooked:
+        hook.install()
+    config.parse_args(['nova-compute', '--config-file',
+                       write_nova_conf(settings)],
+                      configure_db=False, init_rpc=False)
+    objects.register_all()
+    return context.RequestContext(user_id='fastclone', project_id='fastclone',
+                                  auth_token=settings.glance_token)
+
+
+def make_instance(root_gb: int):
+    from nova import objects
+    return objects.Instance(uuid=str(uuid.uuid4()), task_state=None,
+                            flavor=objects.Flavor(root_gb=root_gb),
+                            trusted_certs=None)
+
+
+def root_disk(instance):
+    import nova.conf
+    from nova.virt.libvirt import imagebackend
+    return imagebackend.Backend(nova.conf.CONF.use_cow_images).by_name(
+        instance, 'disk')
+
+
+def create_root_disk(ctx, instance, image_id):
+    """The root disk as LibvirtDriver makes it; returns the Image."""
+    from nova import exception
+    from nova.virt.libvirt import imagecache
+    from nova.virt.libvirt import utils as libvirt_utils
+    from oslo_utils import units
+
+    disk = root_disk(instance)
+
+    # LibvirtDriver._create_and_inject_local_root's closure, as in Nova 34
+    def clone_fallback_to_fetch(context, target, image_id,
+                                trusted_certs=None):
+        try:
+            disk.clone(context, image_id)
+        except exception.ImageUnacceptable:
+            libvirt_utils.fetch_image(context, target, image_id,
+                                      trusted_certs)
+
+    fetch_func = clone_fallback_to_fetch if disk.SUPPORTS_CLONE else \
+        libvirt_utils.fetch_image
+    disk.cache(fetch_func=fetch_func, context=ctx,
+               filename=imagecache.get_cache_fname(image_id),
+               image_id=image_id, size=instance.flavor.root_gb * units.Gi,
+               trusted_certs=None)
+    return disk
+
+
+def delete_instance_disks(instance):
+    """What LibvirtDriver.cleanup does for images_type == 'rbd'."""
+    import nova.conf
+    from nova.virt.libvirt import driver
+
+    if nova.conf.CONF.libvirt.images_type != 'rbd':
+        raise RuntimeError('Nova would not take its rbd cleanup path: '
+                           'images_type is %s'
+                           % nova.conf.CONF.libvirt.images_type)
+    driver.LibvirtDriver._cleanup_rbd(None, instance)

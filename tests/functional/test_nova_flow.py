@@ -1,0 +1,112 @@
+"""images_type = fastrbd through Nova's real code, on the real lab."""
+
+import os
+
+from nova import exception
+from oslo_utils import units
+import pytest
+import rbd
+
+from fastclone_backend import cluster
+from fastclone_backend import hook
+from fastclone_backend import imagebackend
+from fastclone_backend import novaflow
+from tests.functional.conftest import make_data
+
+
+@pytest.fixture(scope='module')
+def nova_ctx(lab, tmp_path_factory):
+    import nova.conf
+    settings = novaflow.Settings(
+        ceph_conf=lab.ceph_conf, rbd_user=lab.nova_user, pool=lab.vms_pool,
+        glance_url=lab.glance_url, glance_token=lab.glance_token,
+        workdir=str(tmp_path_factory.mktemp('nova')))
+    ctx = novaflow.start(settings)
+    yield ctx
+    hook.uninstall()
+    cluster.reset_all()
+    nova.conf.CONF.reset()
+
+
+@pytest.fixture(scope='module')
+def raw_image(images, lab):
+    data = make_data(4 << 20, marker=b'fastclone-raw-marker')
+    return images.upload(images.write(data)), data
+
+
+def _base_file(image_id):
+    import nova.conf
+    from nova.virt.libvirt import imagecache
+    return os.path.join(nova.conf.CONF.instances_path, '_base',
+                        imagecache.get_cache_fname(image_id))
+
+
+def _disk_info(ioctx, name, length):
+    with rbd.Image(ioctx, name, read_only=True) as img:
+        try:
+            parent = img.parent_info()
+        except rbd.ImageNotFound:
+            parent = None
+        return parent, img.size(), img.read(0, length)
+
+
+def test_nova_conf_fastrbd_runs_as_rbd(nova_ctx):
+    import nova.conf
+    from nova.virt.libvirt import imagebackend as nova_imagebackend
+    assert nova.conf.CONF.libvirt.images_type == 'rbd'
+    instance = novaflow.make_instance(1)
+    backend = nova_imagebackend.Backend(False)
+    by_name = backend.by_name(instance, 'disk')
+    by_path = backend.by_libvirt_path(instance,
+                                      'vms/%s_disk' % instance.uuid)
+    assert isinstance(by_name, imagebackend.FastRbd)
+    assert isinstance(by_path, imagebackend.FastRbd)
+    assert by_name.rbd_name == by_path.rbd_name == '%s_disk' % instance.uuid
+
+
+def test_root_disk_is_a_clone_with_flavor_size(nova_ctx, lab, raw_image,
+                                               rados_nova):
+    image, data = raw_image
+    instance = novaflow.make_instance(1)
+    disk = novaflow.create_root_disk(nova_ctx, instance, image.id)
+
+    ioctx = rados_nova.open_ioctx(lab.vms_pool)
+    try:
+        parent, size, head = _disk_info(ioctx, disk.rbd_name, len(data))
+        assert parent == (lab.images_pool, image.id, 'snap')
+        assert size == 1 * units.Gi
+        assert head == data
+        with rbd.Image(ioctx, disk.rbd_name, read_only=True) as img:
+            assert img.op_features() & rbd.RBD_OPERATION_FEATURE_CLONE_CHILD
+        assert not os.path.exists(_base_file(image.id))  # no download
+
+        novaflow.delete_instance_disks(instance)
+        assert disk.rbd_name not in rbd.RBD().list(ioctx)
+    finally:
+        ioctx.close()
+
+
+def test_untrusted_image_refused_then_nova_downloads(nova_ctx, lab, images,
+                                                     rados_nova):
+    data = make_data(2 << 20, marker=b'fastclone-fs-marker')
+    image = images.upload(images.write(data), store=lab.file_store)
+    instance = novaflow.make_instance(1)
+
+    disk = novaflow.root_disk(instance)
+    with pytest.raises(exception.ImageUnacceptable) as err:
+        disk.clone(nova_ctx, image.id)
+    assert image.id in str(err.value)
+    assert 'scheme is not rbd://' in str(err.value)
+
+    disk = novaflow.create_root_disk(nova_ctx, instance, image.id)
+    ioctx = rados_nova.open_ioctx(lab.vms_pool)
+    try:
+        parent, size, head = _disk_info(ioctx, disk.rbd_name, len(data))
+        assert parent is None  # Nova's fallback: download + rbd import
+        assert os.path.exists(_base_file(image.id))
+        assert size == 1 * units.Gi
+        assert head == data
+        novaflow.delete_instance_disks(instance)
+        assert disk.rbd_name not in rbd.RBD().list(ioctx)
+    finally:
+        ioctx.close()
