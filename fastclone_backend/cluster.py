@@ -19,6 +19,7 @@ pointed at one :class:`ClusterHandle` per (ceph.conf, user): every
 ``RBDDriver`` method keeps working unchanged, only without the reconnects.
 """
 
+import json
 import os
 import threading
 
@@ -82,6 +83,33 @@ class ClusterHandle:
             self.reset(broken=client)
             client = self.client()
             return client, client.open_ioctx(pool)
+
+    def clone_format(self) -> int:
+        """1 or 2: what a clone made now by this connection would be."""
+        client = self.client()
+        cmd = json.dumps({'prefix': 'osd get-require-min-compat-client',
+                          'format': 'json'})
+        ret, out, err = client.mon_command(cmd, b'')
+        if ret:
+            raise rbd_utils.rados.Error('osd get-require-min-compat-client: '
+                                        '%s' % err)
+        return clone_format_for(client.conf_get('rbd_default_clone_format'),
+                                out.decode().strip())
+
+
+# Ceph releases in order; clone v2 needs every client to be mimic or newer.
+RELEASES = ('argonaut', 'bobtail', 'cuttlefish', 'dumpling', 'emperor',
+            'firefly', 'giant', 'hammer', 'infernalis', 'jewel', 'kraken',
+            'luminous', 'mimic')
+
+
+def clone_format_for(setting: str, min_compat_client: str) -> int:
+    """The clone format librbd uses, as its 'auto' decides it."""
+    if setting in ('1', '2'):
+        return int(setting)
+    if min_compat_client in RELEASES[:RELEASES.index('mimic')]:
+        return 1
+    return 2
 
 
 _HANDLES: dict = {}

@@ -122,17 +122,24 @@ class FastRbd(imagebackend.Rbd):
         return None, reasons
 
     def _check_snapshot(self, loc: location.RbdLocation) -> None:
+        """The snapshot exists, and is protected where clones are v1."""
+        def refuse(reason):
+            return fc_exception.LocationRejected(url=location.short(loc.url),
+                                                 reason=reason)
         try:
-            found = self.driver.exists(loc.image, pool=loc.pool,
-                                       snapshot=loc.snapshot)
+            with rbd_utils.RBDVolumeProxy(self.driver, loc.image,
+                                          pool=loc.pool,
+                                          snapshot=loc.snapshot,
+                                          read_only=True) as vol:
+                protected = vol.is_protected_snap(loc.snapshot)
+            if not protected and self.driver.handle.clone_format() == 1:
+                raise refuse('snapshot %s is not protected and this cluster '
+                             'makes clone v1 (require_min_compat_client is '
+                             'below mimic)' % loc.spec)
+        except rbd_utils.rbd.ImageNotFound:
+            raise refuse('snapshot %s does not exist' % loc.spec)
         except (rbd_utils.rbd.Error, rbd_utils.rados.Error) as e:
-            raise fc_exception.LocationRejected(
-                url=location.short(loc.url),
-                reason='cannot open %s: %s' % (loc.spec, e))
-        if not found:
-            raise fc_exception.LocationRejected(
-                url=location.short(loc.url),
-                reason='snapshot %s does not exist' % loc.spec)
+            raise refuse('cannot open %s: %s' % (loc.spec, e))
 
     def _location_api_urls(self, context, image_id) -> list:
         """URLs from Glance's v2.17 location API, [] when it is refused."""

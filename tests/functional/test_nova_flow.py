@@ -110,3 +110,90 @@ def test_untrusted_image_refused_then_nova_downloads(nova_ctx, lab, images,
         assert disk.rbd_name not in rbd.RBD().list(ioctx)
     finally:
         ioctx.close()
+
+
+@pytest.fixture
+def admin(lab):
+    import rados
+    client = rados.Rados(conffile=lab.ceph_conf, rados_id=lab.admin_user)
+    client.connect(timeout=15)
+    yield client
+    client.shutdown()
+
+
+def _min_compat(admin_client, release):
+    import json
+    ret, _, err = admin_client.mon_command(json.dumps(
+        {'prefix': 'osd set-require-min-compat-client',
+         'version': release}), b'')
+    assert ret == 0, err
+
+
+@pytest.fixture
+def luminous_cluster(admin):
+    """A cluster whose clients may be pre-mimic: librbd makes clone v1."""
+    _min_compat(admin, 'luminous')
+    yield admin
+    _min_compat(admin, 'mimic')
+
+
+def _is_clone_v2(ioctx, name):
+    with rbd.Image(ioctx, name, read_only=True) as img:
+        return bool(img.op_features() & rbd.RBD_OPERATION_FEATURE_CLONE_CHILD)
+
+
+def test_clone_v1_from_protected_snapshot_where_required(
+        nova_ctx, lab, raw_image, rados_nova, luminous_cluster):
+    image, data = raw_image
+    instance = novaflow.make_instance(1)
+    disk = novaflow.create_root_disk(nova_ctx, instance, image.id)
+    ioctx = rados_nova.open_ioctx(lab.vms_pool)
+    try:
+        parent, _, head = _disk_info(ioctx, disk.rbd_name, len(data))
+        assert parent == (lab.images_pool, image.id, 'snap')
+        assert head == data
+        assert not _is_clone_v2(ioctx, disk.rbd_name)
+    finally:
+        novaflow.delete_instance_disks(instance)
+        ioctx.close()
+
+
+@pytest.fixture
+def unprotected_image(lab, images, admin):
+    data = make_data(2 << 20)
+    image = images.upload(images.write(data))
+    ioctx = admin.open_ioctx(lab.images_pool)
+    with rbd.Image(ioctx, image.id) as img:
+        img.unprotect_snap('snap')
+    yield image
+    with rbd.Image(ioctx, image.id) as img:
+        img.protect_snap('snap')  # as Glance left it, for its delete
+    ioctx.close()
+
+
+def test_unprotected_snapshot_refused_where_clone_v1(
+        nova_ctx, lab, unprotected_image, rados_nova, luminous_cluster):
+    instance = novaflow.make_instance(1)
+    disk = novaflow.root_disk(instance)
+    with pytest.raises(exception.ImageUnacceptable) as err:
+        disk.clone(nova_ctx, unprotected_image.id)
+    assert 'is not protected and this cluster makes clone v1' in \
+        str(err.value)
+    ioctx = rados_nova.open_ioctx(lab.vms_pool)
+    try:
+        assert disk.rbd_name not in rbd.RBD().list(ioctx)
+    finally:
+        ioctx.close()
+
+
+def test_unprotected_snapshot_cloned_as_v2(nova_ctx, lab, unprotected_image,
+                                           rados_nova):
+    instance = novaflow.make_instance(1)
+    disk = novaflow.root_disk(instance)
+    disk.clone(nova_ctx, unprotected_image.id)
+    ioctx = rados_nova.open_ioctx(lab.vms_pool)
+    try:
+        assert _is_clone_v2(ioctx, disk.rbd_name)
+    finally:
+        novaflow.delete_instance_disks(instance)
+        ioctx.close()

@@ -59,6 +59,33 @@ class ClusterHandleTestCase(base.TestCase):
         self.handle.reset()
         client.shutdown.assert_called_once_with()
 
+    def test_clone_format_follows_min_compat_client(self):
+        client = self.ceph.rados.Rados.return_value
+        client.conf_get.return_value = 'auto'
+        client.mon_command.return_value = (0, b'luminous\n', '')
+        self.assertEqual(1, self.handle.clone_format())
+        client.mon_command.return_value = (0, b'mimic\n', '')
+        self.assertEqual(2, self.handle.clone_format())
+        client.conf_get.assert_called_with('rbd_default_clone_format')
+
+    def test_clone_format_mon_error_raises(self):
+        client = self.ceph.rados.Rados.return_value
+        client.mon_command.return_value = (-13, b'', 'access denied')
+        self.assertRaises(fakes.RadosError, self.handle.clone_format)
+
+
+class CloneFormatTestCase(base.TestCase):
+
+    def test_table(self):
+        for setting, release, expected in (
+                ('auto', 'jewel', 1), ('auto', 'luminous', 1),
+                ('auto', 'mimic', 2), ('auto', 'pacific', 2),
+                ('auto', 'squid', 2), ('1', 'reef', 1),
+                ('2', 'luminous', 2)):
+            self.assertEqual(expected,
+                             cluster.clone_format_for(setting, release),
+                             (setting, release))
+
 
 class HandleRegistryTestCase(base.TestCase):
 

@@ -29,7 +29,12 @@ class FastRbdCloneTestCase(base.TestCase):
 
     def setUp(self):
         super().setUp()
-        self.useFixture(fakes.CephModules())
+        self.ceph = self.useFixture(fakes.CephModules())
+        self.snap = self.ceph.rbd.Image.return_value
+        self.snap.is_protected_snap.return_value = True
+        self.clone_format = self.useFixture(fixtures.MockPatch(
+            'fastclone_backend.cluster.ClusterHandle.clone_format',
+            autospec=True, return_value=2)).mock
         self.flags(images_rbd_pool='vms', rbd_user='nova',
                    images_rbd_ceph_conf='/c.conf', group='libvirt')
         self.instance = objects.Instance(
@@ -38,8 +43,8 @@ class FastRbdCloneTestCase(base.TestCase):
         self.image_api = self.useFixture(fixtures.MockPatch(
             'nova.virt.libvirt.imagebackend.IMAGE_API')).mock
         self.driver = {}
-        for name, value in (('get_fsid', FSID), ('exists', True),
-                            ('clone', None), ('size', units.Gi),
+        for name, value in (('get_fsid', FSID), ('clone', None),
+                            ('size', units.Gi),
                             ('resize', None), ('remove_image', None)):
             self.driver[name] = self.useFixture(fixtures.MockPatch(
                 'fastclone_backend.cluster.SharedRBDDriver.' + name,
@@ -54,8 +59,11 @@ class FastRbdCloneTestCase(base.TestCase):
         self._fetch(_meta(GOOD))
         self.image_api.get.assert_called_once_with(
             mock.sentinel.ctx, IMAGE_ID, include_locations=True)
-        self.driver['exists'].assert_called_once_with(
-            IMAGE_ID, pool='images', snapshot='snap')
+        ioctx = self.ceph.rados.Rados.return_value.open_ioctx.return_value
+        self.ceph.rbd.Image.assert_called_once_with(
+            ioctx, IMAGE_ID, snapshot='snap', read_only=True)
+        self.snap.is_protected_snap.assert_called_once_with('snap')
+        self.clone_format.assert_not_called()
         self.driver['clone'].assert_called_once_with(
             {'url': GOOD}, self.disk.rbd_name)
         self.driver['resize'].assert_called_once_with(
@@ -91,7 +99,7 @@ class FastRbdCloneTestCase(base.TestCase):
                       'clone_allowed_pools (images)' % vms, msg)
         self.assertIn('file:///var/x: scheme is not rbd://', msg)
         self.driver['clone'].assert_not_called()
-        self.driver['exists'].assert_not_called()
+        self.ceph.rbd.Image.assert_not_called()
 
     def test_non_raw_image_refused_per_location(self):
         exc = self.assertRaises(exception.ImageUnacceptable, self._fetch,
@@ -101,7 +109,7 @@ class FastRbdCloneTestCase(base.TestCase):
         self.driver['clone'].assert_not_called()
 
     def test_missing_snapshot_refused(self):
-        self.driver['exists'].return_value = False
+        self.ceph.rbd.Image.side_effect = fakes.RbdImageNotFound('ENOENT')
         exc = self.assertRaises(exception.ImageUnacceptable, self._fetch,
                                 _meta(GOOD))
         self.assertIn('snapshot images/%s@snap does not exist' % IMAGE_ID,
@@ -109,11 +117,27 @@ class FastRbdCloneTestCase(base.TestCase):
         self.driver['clone'].assert_not_called()
 
     def test_unreadable_snapshot_refused(self):
-        self.driver['exists'].side_effect = fakes.RbdPermissionError('EPERM')
+        self.ceph.rbd.Image.side_effect = fakes.RbdPermissionError('EPERM')
         exc = self.assertRaises(exception.ImageUnacceptable, self._fetch,
                                 _meta(GOOD))
         self.assertIn('cannot open images/%s@snap: EPERM' % IMAGE_ID,
                       str(exc))
+
+    def test_unprotected_snapshot_cloned_as_v2(self):
+        self.snap.is_protected_snap.return_value = False
+        self._fetch(_meta(GOOD))
+        self.clone_format.assert_called_once_with()
+        self.driver['clone'].assert_called_once_with(
+            {'url': GOOD}, self.disk.rbd_name)
+
+    def test_unprotected_snapshot_refused_where_clones_are_v1(self):
+        self.snap.is_protected_snap.return_value = False
+        self.clone_format.return_value = 1
+        exc = self.assertRaises(exception.ImageUnacceptable, self._fetch,
+                                _meta(GOOD))
+        self.assertIn('snapshot images/%s@snap is not protected and this '
+                      'cluster makes clone v1' % IMAGE_ID, str(exc))
+        self.driver['clone'].assert_not_called()
 
     def test_no_locations_names_the_glance_settings(self):
         exc = self.assertRaises(exception.ImageUnacceptable, self._fetch,
