@@ -58,6 +58,21 @@ class FastRbd(imagebackend.Rbd):
         fc_conf.register_opts(CONF)
         self.driver = cluster.SharedRBDDriver()
         self.instance = instance
+        # set by direct_fetch: the size of the clone it made, so Nova's
+        # exists()/get_disk_size() calls right after need no round trip
+        self._made_size = None
+
+    def exists(self):
+        return self._made_size is not None or super().exists()
+
+    def get_disk_size(self, name):
+        if self._made_size is not None:
+            return self._made_size
+        return super().get_disk_size(name)
+
+    def resize_image(self, size):
+        self._made_size = None
+        super().resize_image(size)
 
     def clone(self, context, image_id_or_uri, copy_to_store=True):
         return self.direct_fetch(context, image_id_or_uri,
@@ -90,9 +105,11 @@ class FastRbd(imagebackend.Rbd):
                                          copy_to_store=False)
             raise exception.ImageUnacceptable(
                 image_id=image_id, reason=self._refusal(reasons))
-        self._clone_from(source, image_id)
-        self._grow(size if size is not None
-                   else flavor_root_bytes(self.instance))
+        loc, snap_size = source
+        self._clone_from(loc, image_id)
+        self._made_size = self._grow(
+            size if size is not None else flavor_root_bytes(self.instance),
+            snap_size)
 
     def _policy(self) -> location.Policy:
         return location.Policy(
@@ -101,7 +118,7 @@ class FastRbd(imagebackend.Rbd):
             require_image_id_match=CONF.fastclone.clone_require_image_id_match)
 
     def _select_source(self, image_meta, urls):
-        """(first trusted location or None, {url: reason refused})."""
+        """((location, snapshot size) or None, {url: reason refused})."""
         reasons = {}
         if not urls:
             return None, reasons
@@ -110,7 +127,7 @@ class FastRbd(imagebackend.Rbd):
             try:
                 loc = location.check(url, image_meta.get('id'),
                                      image_meta.get('disk_format'), policy)
-                self._check_snapshot(loc)
+                snap_size = self._check_snapshot(loc)
             except fc_exception.LocationRejected as e:
                 LOG.debug('image %(image)s: location refused: %(why)s',
                           {'image': image_meta.get('id'), 'why': e})
@@ -118,11 +135,14 @@ class FastRbd(imagebackend.Rbd):
                 continue
             LOG.debug('image %(image)s: cloning from %(spec)s',
                       {'image': image_meta.get('id'), 'spec': loc.spec})
-            return loc, reasons
+            return (loc, snap_size), reasons
         return None, reasons
 
-    def _check_snapshot(self, loc: location.RbdLocation) -> None:
-        """The snapshot exists, and is protected where clones are v1."""
+    def _check_snapshot(self, loc: location.RbdLocation) -> int:
+        """The snapshot's size, once it is known to be clonable.
+
+        It must exist, and be protected where the cluster makes clone v1.
+        """
         def refuse(reason):
             return fc_exception.LocationRejected(url=location.short(loc.url),
                                                  reason=reason)
@@ -132,6 +152,7 @@ class FastRbd(imagebackend.Rbd):
                                           snapshot=loc.snapshot,
                                           read_only=True) as vol:
                 protected = vol.is_protected_snap(loc.snapshot)
+                snap_size = vol.size()
             if not protected and self.driver.handle.clone_format() == 1:
                 raise refuse('snapshot %s is not protected and this cluster '
                              'makes clone v1 (require_min_compat_client is '
@@ -140,6 +161,7 @@ class FastRbd(imagebackend.Rbd):
             raise refuse('snapshot %s does not exist' % loc.spec)
         except (rbd_utils.rbd.Error, rbd_utils.rados.Error) as e:
             raise refuse('cannot open %s: %s' % (loc.spec, e))
+        return snap_size
 
     def _location_api_urls(self, context, image_id) -> list:
         """URLs from Glance's v2.17 location API, [] when it is refused."""
@@ -173,11 +195,13 @@ class FastRbd(imagebackend.Rbd):
                                  'dst': self.rbd_name,
                                  'ms': (time.monotonic() - start) * 1000})
 
-    def _grow(self, size: int) -> None:
+    def _grow(self, size: int, current: int) -> int:
         """Resize the new clone up to size; remove it if that fails."""
+        if not size or size <= current:
+            return current
         try:
-            if size and size > self.driver.size(self.rbd_name):
-                self.driver.resize(self.rbd_name, size)
+            self.driver.resize(self.rbd_name, size)
+            return size
         except Exception:
             with excutils.save_and_reraise_exception():
                 LOG.error('removing %(name)s: resize to %(size)d failed',

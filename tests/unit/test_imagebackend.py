@@ -32,6 +32,7 @@ class FastRbdCloneTestCase(base.TestCase):
         self.ceph = self.useFixture(fakes.CephModules())
         self.snap = self.ceph.rbd.Image.return_value
         self.snap.is_protected_snap.return_value = True
+        self.snap.size.return_value = units.Gi
         self.clone_format = self.useFixture(fixtures.MockPatch(
             'fastclone_backend.cluster.ClusterHandle.clone_format',
             autospec=True, return_value=2)).mock
@@ -69,6 +70,25 @@ class FastRbdCloneTestCase(base.TestCase):
         self.driver['resize'].assert_called_once_with(
             self.disk.rbd_name, 2 * units.Gi)
         self.assertIsInstance(self.disk.driver, cluster.SharedRBDDriver)
+
+    def test_nova_checks_after_the_clone_need_no_round_trip(self):
+        self._fetch(_meta(GOOD))
+        self.ceph.rbd.Image.reset_mock()
+        self.assertTrue(self.disk.exists())
+        self.assertEqual(2 * units.Gi, self.disk.get_disk_size('ignored'))
+        self.ceph.rbd.Image.assert_not_called()
+        self.driver['size'].assert_not_called()
+
+    def test_resize_image_forgets_the_remembered_size(self):
+        self._fetch(_meta(GOOD))
+        self.disk.resize_image(3 * units.Gi)
+        self.driver['size'].return_value = 3 * units.Gi
+        self.assertEqual(3 * units.Gi, self.disk.get_disk_size('ignored'))
+        self.driver['size'].assert_called_once_with(self.disk.rbd_name)
+
+    def test_fresh_disk_asks_the_cluster(self):
+        self.driver['size'].return_value = 5
+        self.assertEqual(5, self.disk.get_disk_size('ignored'))
 
     def test_clone_is_direct_fetch(self):
         self.image_api.get.return_value = _meta(GOOD)
