@@ -37,3 +37,15 @@ class HookNotInstalled(FastcloneException):
     msg_fmt = ("[libvirt] images_type = fastrbd needs nova-compute to run as "
                "nova-compute-fastrbd (fastclone_backend.hook.install() was "
                "not called): %(detail)s")
+
+
+class ImageRejected(FastcloneException):
+    msg_fmt = 'Image %(image)s rejected: %(reason)s'
+
+    @property
+    def reason(self) -> str:
+        return self.kwargs['reason']
+
+
+class CacheError(FastcloneException):
+    msg_fmt = 'Image %(image)s: cached base image: %(reason)s'
