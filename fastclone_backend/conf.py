@@ -95,12 +95,227 @@ Related options:
 """),
 ]
 
+cache_opts = [
+    cfg.BoolOpt(
+        'cache_enabled',
+        default=True,
+        help="""
+Keep a cluster-wide cache of converted images in Ceph.
+
+An image that cannot be cloned where Glance keeps it (qcow2 or another
+non-raw format, an image in another store or cluster, an untrusted
+location) is downloaded, checked and converted once, by one compute host,
+into ``<cache_pool>/fastclone-base-<image id>@snap``; every instance disk on
+every host is then a clone of it.
+
+Possible values:
+
+* True: use the cache (default).
+* False: leave such images to Nova's own download path (a full copy per
+  instance).
+
+Related options:
+
+* ``[fastclone] cache_pool``, ``cache_max_bytes``, ``cache_max_count``
+"""),
+    cfg.StrOpt(
+        'cache_pool',
+        help="""
+Ceph pool holding the cached base images.
+
+The compute hosts' Ceph user needs read-write access to it; clones are made
+from it into ``[libvirt] images_rbd_pool``.
+
+Possible values:
+
+* A pool name.
+* Unset (default): ``[libvirt] images_rbd_pool``.
+
+Related options:
+
+* ``[fastclone] cache_enabled``
+"""),
+    cfg.IntOpt(
+        'cache_lock_lease',
+        default=60,
+        min=5,
+        help="""
+Seconds a population lock lasts unless renewed.
+
+The host that converts an image renews its lock every third of this
+period; if it crashes, other hosts may take over after at most this long
+(RADOS may take up to about twice as long to expire it).
+
+Possible values:
+
+* An integer of 5 or more.
+
+Related options:
+
+* ``[fastclone] cache_wait_timeout``
+"""),
+    cfg.IntOpt(
+        'cache_wait_timeout',
+        default=1800,
+        min=1,
+        help="""
+Seconds a spawn waits for another host that is populating the cache with
+the same image, before giving up on the cache.
+
+Possible values:
+
+* An integer; long enough for the largest image to download and convert.
+
+Related options:
+
+* ``[fastclone] cache_lock_lease``, ``cache_poll_interval``
+"""),
+    cfg.FloatOpt(
+        'cache_poll_interval',
+        default=1.0,
+        min=0.05,
+        help="""
+Seconds between checks while waiting for another host's population.
+
+Possible values:
+
+* A positive number.
+
+Related options:
+
+* ``[fastclone] cache_wait_timeout``
+"""),
+    cfg.IntOpt(
+        'cache_max_bytes',
+        default=0,
+        min=0,
+        help="""
+Provisioned bytes the cached base images may take before the least
+recently used are evicted (checked after each population).
+
+A base that still has clones is never evicted.
+
+Possible values:
+
+* 0: no limit (default).
+* A positive number of bytes.
+
+Related options:
+
+* ``[fastclone] cache_max_count``
+"""),
+    cfg.IntOpt(
+        'cache_max_count',
+        default=0,
+        min=0,
+        help="""
+Number of cached base images kept before the least recently used are
+evicted (checked after each population).
+
+A base that still has clones is never evicted.
+
+Possible values:
+
+* 0: no limit (default).
+* A positive number.
+
+Related options:
+
+* ``[fastclone] cache_max_bytes``
+"""),
+    cfg.StrOpt(
+        'work_dir',
+        help="""
+Local directory for image downloads while populating the cache.
+
+It needs room for one image (and its raw form when
+``convert_direct_to_rbd`` is False); every file is removed when the
+population ends, successfully or not.
+
+Possible values:
+
+* A directory path.
+* Unset (default): ``$instances_path/fastclone``.
+
+Related options:
+
+* ``[fastclone] convert_direct_to_rbd``
+"""),
+    cfg.BoolOpt(
+        'convert_direct_to_rbd',
+        default=True,
+        help="""
+Let ``qemu-img convert`` write straight into RBD.
+
+Needs qemu-img's rbd block driver (Debian/Ubuntu package
+``qemu-block-extra``).
+
+Possible values:
+
+* True: convert straight into the cache pool (default, fastest).
+* False: convert to a local raw file, then ``rbd import`` it.
+
+Related options:
+
+* ``[fastclone] work_dir``
+"""),
+    cfg.IntOpt(
+        'convert_address_space_mib',
+        default=4096,
+        min=1024,
+        help="""
+Address-space limit (MiB) for ``qemu-img convert`` and ``rbd import``.
+
+The tools run under prlimit so a hostile image cannot exhaust the host.
+librbd needs about 1.5 GiB of address space inside qemu-img.
+
+Possible values:
+
+* An integer of 1024 or more.
+
+Related options:
+
+* ``[fastclone] convert_cpu_seconds``
+"""),
+    cfg.IntOpt(
+        'convert_cpu_seconds',
+        default=3600,
+        min=1,
+        help="""
+CPU-time limit (seconds) for ``qemu-img convert`` and ``rbd import``.
+
+Possible values:
+
+* A positive integer.
+
+Related options:
+
+* ``[fastclone] convert_address_space_mib``
+"""),
+    cfg.FloatOpt(
+        'progress_interval',
+        default=10.0,
+        min=0.1,
+        help="""
+Seconds between the INFO progress lines of a download, conversion or
+import (a line is also logged every 10 %).
+
+Possible values:
+
+* A positive number.
+
+Related options:
+
+* None
+"""),
+]
+
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_group(fastclone_group)
-    conf.register_opts(clone_opts, group=fastclone_group)
+    conf.register_opts(clone_opts + cache_opts, group=fastclone_group)
 
 
 def list_opts():
     """Options for oslo-config-generator (``oslo.config.opts`` entry point)."""
-    return [(fastclone_group, clone_opts)]
+    return [(fastclone_group, clone_opts + cache_opts)]

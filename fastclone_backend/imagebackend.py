@@ -31,6 +31,7 @@ from nova import exception
 from nova.storage import rbd_utils
 from nova.virt.libvirt import imagebackend
 
+from fastclone_backend import basecache
 from fastclone_backend import cluster
 from fastclone_backend import conf as fc_conf
 from fastclone_backend import exception as fc_exception
@@ -103,6 +104,11 @@ class FastRbd(imagebackend.Rbd):
                 self.copy_to_store(context, image_meta)
                 return self.direct_fetch(context, image_href, size,
                                          copy_to_store=False)
+            if CONF.fastclone.cache_enabled:
+                LOG.debug('image %(image)s: not clonable in place: %(why)s',
+                          {'image': image_id,
+                           'why': self._refusal(reasons)})
+                return self._clone_from_cache(context, image_meta, size)
             raise exception.ImageUnacceptable(
                 image_id=image_id, reason=self._refusal(reasons))
         loc, snap_size = source
@@ -110,6 +116,23 @@ class FastRbd(imagebackend.Rbd):
         self._made_size = self._grow(
             size if size is not None else flavor_root_bytes(self.instance),
             snap_size)
+
+    def _clone_from_cache(self, context, image_meta, size) -> None:
+        """Clone the cluster-wide cached base (populating it if needed)."""
+        image_id = image_meta['id']
+        target = size if size is not None else flavor_root_bytes(
+            self.instance)
+        try:
+            url, base_size, hit = basecache.BaseCache(self.driver).ensure(
+                context, image_meta, target)
+        except (fc_exception.ImageRejected, fc_exception.CacheError) as e:
+            raise exception.ImageUnacceptable(image_id=image_id,
+                                              reason=str(e))
+        LOG.info('image %(image)s: cache %(what)s for %(disk)s',
+                 {'image': image_id, 'what': 'hit' if hit else 'miss',
+                  'disk': self.rbd_name})
+        self._clone_from(location.parse(url), image_id)
+        self._made_size = self._grow(target, base_size)
 
     def _policy(self) -> location.Policy:
         return location.Policy(

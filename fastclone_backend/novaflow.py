@@ -34,7 +34,7 @@ rbd_user = {user}
 endpoint_override = {glance_url}
 [oslo_concurrency]
 lock_path = {locks}
-"""
+{extra}"""
 
 
 @dataclasses.dataclass
@@ -46,6 +46,7 @@ class Settings:
     glance_token: str
     workdir: str
     images_type: str = 'fastrbd'
+    extra: str = ''  # more nova.conf text, e.g. a [fastclone] section
 
 
 def write_nova_conf(settings: Settings) -> str:
@@ -57,7 +58,8 @@ def write_nova_conf(settings: Settings) -> str:
             images_type=settings.images_type, pool=settings.pool,
             ceph_conf=settings.ceph_conf, user=settings.rbd_user,
             glance_url=settings.glance_url,
-            locks=os.path.join(settings.workdir, 'locks')))
+            locks=os.path.join(settings.workdir, 'locks'),
+            extra=settings.extra))
     return path
 
 
@@ -91,6 +93,17 @@ def root_disk(instance):
     from nova.virt.libvirt import imagebackend
     return imagebackend.Backend(nova.conf.CONF.use_cow_images).by_name(
         instance, 'disk')
+
+
+def settings_from_env(workdir: str, extra: str = '') -> Settings:
+    """Settings for the lab (or deployment) named by FASTCLONE_* vars."""
+    env = os.environ
+    return Settings(ceph_conf=env['FASTCLONE_CEPH_CONF'],
+                    rbd_user=env['FASTCLONE_NOVA_RBD_USER'],
+                    pool=env['FASTCLONE_VMS_POOL'],
+                    glance_url=env['FASTCLONE_GLANCE_URL'],
+                    glance_token=env['FASTCLONE_GLANCE_TOKEN'],
+                    workdir=workdir, extra=extra)
 
 
 def create_root_disk(ctx, instance, image_id):

@@ -16,6 +16,10 @@ class RadosObjectNotFound(RadosError):
     pass
 
 
+class RadosObjectBusy(RadosError):
+    pass
+
+
 class RbdError(Exception):
     pass
 
@@ -39,6 +43,7 @@ class CephModules(fixtures.Fixture):
         self.rados = mock.Mock(name='rados')
         self.rados.Error = RadosError
         self.rados.ObjectNotFound = RadosObjectNotFound
+        self.rados.ObjectBusy = RadosObjectBusy
         self.rbd = mock.Mock(name='rbd')
         self.rbd.Error = RbdError
         self.rbd.ImageNotFound = RbdImageNotFound

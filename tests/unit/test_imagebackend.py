@@ -9,6 +9,7 @@ from nova import objects
 from oslo_utils import units
 
 from fastclone_backend import cluster
+from fastclone_backend import exception as fc_exception
 from fastclone_backend import imagebackend
 from tests.unit import base
 from tests.unit import fakes
@@ -38,6 +39,9 @@ class FastRbdCloneTestCase(base.TestCase):
             autospec=True, return_value=2)).mock
         self.flags(images_rbd_pool='vms', rbd_user='nova',
                    images_rbd_ceph_conf='/c.conf', group='libvirt')
+        imagebackend.fc_conf.register_opts(imagebackend.CONF)
+        # the refusal paths; the cache has FastRbdCacheTestCase
+        self.flags(cache_enabled=False, group='fastclone')
         self.instance = objects.Instance(
             uuid='a1b2c3d4-0000-4000-8000-000000000001',
             flavor=objects.Flavor(root_gb=2))
@@ -237,3 +241,65 @@ class FastRbdCloneTestCase(base.TestCase):
         self.assertEqual(0, imagebackend.flavor_root_bytes(None))
         self.assertEqual(0, imagebackend.flavor_root_bytes(
             objects.Instance(uuid=self.instance.uuid)))
+
+
+class FastRbdCacheTestCase(base.TestCase):
+    """When no location can be cloned, the cached base is."""
+
+    def setUp(self):
+        super().setUp()
+        self.useFixture(fakes.CephModules())
+        self.flags(images_rbd_pool='vms', group='libvirt')
+        self.image_api = self.useFixture(fixtures.MockPatch(
+            'nova.virt.libvirt.imagebackend.IMAGE_API')).mock
+        self.ensure = self.useFixture(fixtures.MockPatch(
+            'fastclone_backend.basecache.BaseCache.ensure',
+            autospec=True)).mock
+        self.driver = {}
+        for name in ('get_fsid', 'clone', 'resize', 'remove_image'):
+            self.driver[name] = self.useFixture(fixtures.MockPatch(
+                'fastclone_backend.cluster.SharedRBDDriver.' + name,
+                autospec=True, return_value=FSID)).mock
+        self.instance = objects.Instance(
+            uuid='a1b2c3d4-0000-4000-8000-000000000002',
+            flavor=objects.Flavor(root_gb=3))
+        self.disk = imagebackend.FastRbd(self.instance, 'disk')
+        self.base_url = 'rbd://%s/vms/fastclone-base-%s/snap' % (FSID,
+                                                                 IMAGE_ID)
+
+    def test_qcow2_cloned_from_the_cached_base(self):
+        meta = _meta(GOOD, disk_format='qcow2')
+        self.image_api.get.return_value = meta
+        self.ensure.return_value = (self.base_url, units.Gi, True)
+        self.disk.clone(mock.sentinel.ctx, IMAGE_ID)
+        self.ensure.assert_called_once_with(mock.sentinel.ctx, meta,
+                                            3 * units.Gi)
+        self.driver['clone'].assert_called_once_with(
+            {'url': self.base_url}, self.disk.rbd_name)
+        self.driver['resize'].assert_called_once_with(self.disk.rbd_name,
+                                                      3 * units.Gi)
+
+    def test_rejected_image_is_image_unacceptable(self):
+        self.image_api.get.return_value = _meta(disk_format='qcow2')
+        self.ensure.side_effect = fc_exception.ImageRejected(
+            image=IMAGE_ID, reason='qcow2 failed safety checks: backing')
+        exc = self.assertRaises(exception.ImageUnacceptable,
+                                self.disk.clone, mock.sentinel.ctx, IMAGE_ID)
+        self.assertIn('qcow2 failed safety checks: backing', str(exc))
+        self.assertIn(IMAGE_ID, str(exc))
+        self.driver['clone'].assert_not_called()
+
+    def test_wait_timeout_is_image_unacceptable(self):
+        self.image_api.get.return_value = _meta(disk_format='qcow2')
+        self.ensure.side_effect = fc_exception.CacheError(
+            image=IMAGE_ID, reason='gave up after 1800s')
+        exc = self.assertRaises(exception.ImageUnacceptable,
+                                self.disk.clone, mock.sentinel.ctx, IMAGE_ID)
+        self.assertIn('gave up after 1800s', str(exc))
+
+    def test_trusted_raw_location_never_touches_the_cache(self):
+        self.image_api.get.return_value = _meta(GOOD)
+        with mock.patch.object(self.disk, '_check_snapshot', autospec=True,
+                               return_value=units.Gi):
+            self.disk.clone(mock.sentinel.ctx, IMAGE_ID)
+        self.ensure.assert_not_called()

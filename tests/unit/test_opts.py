@@ -18,7 +18,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
 EXPECTED = {'clone_allowed_pools', 'clone_require_image_id_match',
-            'use_location_api'}
+            'use_location_api', 'cache_enabled', 'cache_pool',
+            'cache_lock_lease', 'cache_wait_timeout', 'cache_poll_interval',
+            'cache_max_bytes', 'cache_max_count', 'work_dir',
+            'convert_direct_to_rbd', 'convert_address_space_mib',
+            'convert_cpu_seconds', 'progress_interval'}
 
 
 def _entry_point(name):

@@ -1,0 +1,150 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Getting an image's bytes onto this host, verified, and into RBD.
+
+Streaming with bounded memory: Glance's chunks go straight to a file while
+they are hashed and counted; the external tools (``qemu-img convert``,
+``rbd import``) run under prlimit with their progress parsed from their own
+output.
+"""
+
+import hashlib
+import os
+import re
+import subprocess
+import sys
+
+from oslo_concurrency import processutils
+from oslo_log import log as logging
+
+from fastclone_backend import exception as fc_exception
+from fastclone_backend import progress
+
+LOG = logging.getLogger(__name__)
+
+CHUNK = 4 << 20
+PERCENT = re.compile(rb'(\d+(?:\.\d+)?)(?:/100)?\s*%')
+
+
+def expected_digest(image_meta: dict):
+    """(algorithm, hex digest) Glance recorded, or (None, None)."""
+    algo = image_meta.get('os_hash_algo')
+    value = image_meta.get('os_hash_value')
+    if algo and value:
+        return algo, value
+    if image_meta.get('checksum'):
+        return 'md5', image_meta['checksum']
+    return None, None
+
+
+class VerifyingWriter:
+    """A file object for Nova's download(data=...): writes, hashes, counts."""
+
+    def __init__(self, f, image_meta: dict, interval: float):
+        self.f = f
+        self.image_id = image_meta['id']
+        self.size = image_meta.get('size') or 0
+        self.algo, self.digest = expected_digest(image_meta)
+        self.hash = hashlib.new(self.algo) if self.algo else None
+        self.written = 0
+        self.progress = progress.Progress(self.image_id, 'download',
+                                          self.size, interval)
+
+    def write(self, chunk: bytes) -> None:
+        self.f.write(chunk)
+        if self.hash:
+            self.hash.update(chunk)
+        self.written += len(chunk)
+        self.progress.update(self.written)
+
+    def verify(self) -> None:
+        self.progress.finish()
+        reject = fc_exception.ImageRejected
+        if self.size and self.written != self.size:
+            raise reject(image=self.image_id,
+                         reason='downloaded %d bytes, Glance says %d'
+                                % (self.written, self.size))
+        if self.hash and self.hash.hexdigest() != self.digest:
+            raise reject(image=self.image_id,
+                         reason='%s of the data is %s, Glance says %s'
+                                % (self.algo, self.hash.hexdigest(),
+                                   self.digest))
+
+
+def verify_file(path: str, image_meta: dict, interval: float) -> None:
+    """Hash and size a file written by someone else (rbd export)."""
+    writer = VerifyingWriter(open(os.devnull, 'wb'), image_meta, interval)
+    writer.progress.step = 'verify'
+    with open(path, 'rb') as f, writer.f:
+        for chunk in iter(lambda: f.read(CHUNK), b''):
+            writer.write(chunk)
+    writer.verify()
+
+
+def free_bytes(path: str) -> int:
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+def check_room(path: str, needed: int, image_id: str) -> None:
+    have = free_bytes(path)
+    if have < needed:
+        raise fc_exception.ImageRejected(
+            image=image_id, reason='not enough free space in %s: %d bytes '
+                                   'needed, %d free' % (path, needed, have))
+
+
+def prlimit(cmd: list, address_space: int, cpu_time: int) -> list:
+    """cmd run under oslo.concurrency's prlimit wrapper."""
+    return [sys.executable, '-m', 'oslo_concurrency.prlimit',
+            '--as=%d' % address_space, '--cpu=%d' % cpu_time, '--'] + cmd
+
+
+def _lines(stream):
+    """Output split on CR and LF: progress bars rewrite one line.
+
+    os.read, not stream.read1: under eventlet (nova-compute) pipes are
+    GreenFileIO, and os.read is green there.
+    """
+    buf = b''
+    for chunk in iter(lambda: os.read(stream.fileno(), 4096), b''):
+        buf += chunk
+        parts = re.split(rb'[\r\n]', buf)
+        buf = parts.pop()
+        yield from parts
+    if buf:
+        yield buf
+
+
+def run_with_progress(cmd: list, prog: progress.Progress) -> None:
+    """Run cmd, feeding the percentages it prints to prog.
+
+    :raises: processutils.ProcessExecutionError with the tail of its output.
+    """
+    LOG.debug('running %(cmd)s', {'cmd': ' '.join(cmd)})
+    tail = []
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            env=dict(os.environ, LC_ALL='C', LANG='C'))
+    with proc.stdout:
+        for line in _lines(proc.stdout):
+            match = PERCENT.search(line)
+            if match and prog.total:
+                prog.update(int(float(match.group(1)) * prog.total / 100))
+            elif line.strip():
+                tail = (tail + [line.decode(errors='replace')])[-20:]
+    if proc.wait():
+        raise processutils.ProcessExecutionError(
+            stdout='\n'.join(tail), exit_code=proc.returncode,
+            cmd=' '.join(cmd))
+    prog.finish()

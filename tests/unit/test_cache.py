@@ -1,0 +1,263 @@
+"""Cache rules (names, staleness, eviction), the lease, progress, fetch."""
+
+import hashlib
+import io
+import sys
+import threading
+from unittest import mock
+
+from oslo_concurrency import processutils
+import pytest
+
+from fastclone_backend import cache
+from fastclone_backend import exception
+from fastclone_backend import fetch
+from fastclone_backend import progress
+from tests.unit import fakes
+
+IMAGE_ID = 'f0e1d2c3-b4a5-4697-8899-aabbccddeeff'
+INSTANCE_UUIDS = ['00000000-0000-4000-8000-000000000000',
+                  'ffffffff-ffff-4fff-bfff-ffffffffffff',
+                  'fa57c10e-ba5e-4000-8000-000000000001']
+
+
+# ------------------------------------------------------------- names
+def test_names_are_predictable():
+    assert cache.base_name(IMAGE_ID) == 'fastclone-base-' + IMAGE_ID
+    assert cache.tmp_name(IMAGE_ID, 'ab12') == \
+        'fastclone-tmp-%s-ab12' % IMAGE_ID
+    assert cache.lock_object(IMAGE_ID) == 'fastclone-lock-' + IMAGE_ID
+    assert cache.tmp_name(IMAGE_ID, 'x').startswith(cache.tmp_prefix(IMAGE_ID))
+
+
+@pytest.mark.parametrize('instance_uuid', INSTANCE_UUIDS)
+def test_nova_instance_cleanup_can_never_match(instance_uuid):
+    # LibvirtDriver._cleanup_rbd removes every name starting with the uuid
+    for name in (cache.base_name(instance_uuid),
+                 cache.tmp_name(instance_uuid, 'x'),
+                 cache.stale_name(instance_uuid, 'x'),
+                 cache.lock_object(instance_uuid)):
+        assert not name.startswith(instance_uuid)
+        assert cache.is_cache_name(name) or name.startswith('fastclone-lock')
+
+
+# ------------------------------------------------------------- staleness
+META = {'id': IMAGE_ID, 'os_hash_algo': 'sha512', 'os_hash_value': 'ab' * 64,
+        'checksum': 'cd' * 16, 'size': 1234,
+        'updated_at': '2026-11-21T07:00:00Z'}
+
+
+def test_fingerprint_is_string_metadata():
+    fp = cache.fingerprint(META)
+    assert fp['fastclone.os_hash_value'] == 'ab' * 64
+    assert fp['fastclone.size'] == '1234'
+    assert all(isinstance(v, str) for v in fp.values())
+
+
+def test_current_base_is_not_stale():
+    assert cache.stale_reason(cache.fingerprint(META), META) is None
+
+
+def test_metadata_only_update_keeps_the_base():
+    changed = dict(META, updated_at='2026-11-22T00:00:00Z')
+    assert cache.stale_reason(cache.fingerprint(META), changed) is None
+
+
+@pytest.mark.parametrize('key,value', [('os_hash_value', 'ef' * 64),
+                                       ('checksum', '00' * 16),
+                                       ('size', 999), ('id', 'other')])
+def test_changed_data_makes_it_stale(key, value):
+    reason = cache.stale_reason(cache.fingerprint(META),
+                                dict(META, **{key: value}))
+    assert reason.startswith(key + ' is ')
+
+
+def test_base_without_fingerprint_is_stale():
+    assert cache.stale_reason({}, META) is not None
+
+
+# ------------------------------------------------------------- eviction
+def _base(name, size=10, used=0.0, children=False):
+    return cache.BaseInfo(name=name, size=size, last_used=used,
+                          has_children=children)
+
+
+def test_no_limits_evicts_only_stale_without_clones():
+    bases = [_base('fastclone-base-a'), _base('fastclone-stale-b-1'),
+             _base('fastclone-stale-c-1', children=True)]
+    assert cache.eviction_victims(bases, 0, 0, keep='x') == [
+        'fastclone-stale-b-1']
+
+
+def test_count_limit_evicts_least_recently_used_first():
+    bases = [_base('fastclone-base-new', used=30),
+             _base('fastclone-base-old', used=10),
+             _base('fastclone-base-mid', used=20)]
+    assert cache.eviction_victims(bases, 0, 2, keep='x') == [
+        'fastclone-base-old']
+    assert cache.eviction_victims(bases, 0, 1, keep='x') == [
+        'fastclone-base-old', 'fastclone-base-mid']
+
+
+def test_bytes_limit_never_touches_bases_with_clones_or_keep():
+    bases = [_base('fastclone-base-a', size=100, used=1, children=True),
+             _base('fastclone-base-b', size=100, used=2),
+             _base('fastclone-base-c', size=100, used=3)]
+    assert cache.eviction_victims(bases, 150, 0,
+                                  keep='fastclone-base-b') == [
+        'fastclone-base-c']
+
+
+def test_under_limits_evicts_nothing():
+    bases = [_base('fastclone-base-a', size=100)]
+    assert cache.eviction_victims(bases, 1000, 5, keep='x') == []
+
+
+# ------------------------------------------------------------- lease
+class _Ioctx:
+    """A RADOS lock table good enough to test the lease protocol."""
+
+    def __init__(self):
+        self.holder = None
+        self.calls = []
+        self.renewed = threading.Event()
+
+    def lock_exclusive(self, obj, name, cookie, desc, duration, flags=0):
+        self.calls.append((obj, cookie, duration, flags))
+        if flags == cache.LOCK_FLAG_RENEW:
+            self.renewed.set()
+            return
+        if self.holder not in (None, cookie):
+            raise fakes.RadosObjectBusy('busy')
+        self.holder = cookie
+
+    def unlock(self, obj, name, cookie):
+        if self.holder != cookie:
+            raise fakes.RadosError('not locked')
+        self.holder = None
+
+
+def _rados():
+    return mock.Mock(Error=fakes.RadosError, ObjectBusy=fakes.RadosObjectBusy)
+
+
+def test_lease_excludes_others_and_renews():
+    ioctx = _Ioctx()
+    first = cache.Lease(ioctx, 'fastclone-lock-x', 3, _rados())
+    second = cache.Lease(ioctx, 'fastclone-lock-x', 3, _rados())
+    assert first.acquire()
+    assert not second.acquire()
+    assert ioctx.renewed.wait(5)  # heartbeat every second here
+    first.release()
+    assert second.acquire()
+    second.release()
+    assert ioctx.holder is None
+    assert ('fastclone-lock-x', first.cookie, 3,
+            cache.LOCK_FLAG_RENEW) in ioctx.calls
+
+
+def test_failed_renewal_marks_the_lease_lost():
+    ioctx = _Ioctx()
+    lease = cache.Lease(ioctx, 'fastclone-lock-x', 3, _rados())
+    assert lease.acquire()
+    ioctx.lock_exclusive = mock.Mock(side_effect=fakes.RadosError('gone'))
+    for _ in range(50):
+        if lease.lost:
+            break
+        threading.Event().wait(0.1)
+    assert lease.lost
+    lease.release()  # unlock of a lost lock only warns
+
+
+# ------------------------------------------------------------- progress
+def test_progress_logs_every_tenth_and_interval():
+    now = [0.0]
+    prog = progress.Progress(IMAGE_ID, 'download', 100, interval=10,
+                             clock=lambda: now[0])
+    with mock.patch.object(progress.LOG, 'info', autospec=True) as info:
+        for done in range(1, 101):
+            prog.update(done)
+        assert info.call_count == 10
+        now[0] = 25.0
+        prog.update(100)   # 10 s passed: one more line
+        assert info.call_count == 11
+        prog.finish()
+    args = info.call_args[0][1]
+    assert args['step'] == 'download' and args['image'] == IMAGE_ID
+
+
+# ------------------------------------------------------------- fetch
+def _meta(data, **kw):
+    meta = {'id': IMAGE_ID, 'size': len(data), 'os_hash_algo': 'sha512',
+            'os_hash_value': hashlib.sha512(data).hexdigest()}
+    meta.update(kw)
+    return meta
+
+
+def _write(meta, chunks):
+    out = io.BytesIO()
+    writer = fetch.VerifyingWriter(out, meta, interval=10)
+    for chunk in chunks:
+        writer.write(chunk)
+    writer.verify()
+    return out.getvalue()
+
+
+def test_verifying_writer_accepts_the_right_data():
+    data = b'x' * 1000 + b'y' * 24
+    assert _write(_meta(data), [data[:500], data[500:]]) == data
+
+
+def test_verifying_writer_hash_mismatch():
+    data = b'abc' * 10
+    with pytest.raises(exception.ImageRejected) as err:
+        _write(_meta(data), [data[:-1] + b'X'])
+    assert 'sha512 of the data is' in err.value.reason
+    assert IMAGE_ID in str(err.value)
+
+
+def test_verifying_writer_size_mismatch():
+    data = b'abc' * 10
+    with pytest.raises(exception.ImageRejected) as err:
+        _write(_meta(data), [data[:-3]])
+    assert err.value.reason == 'downloaded 27 bytes, Glance says 30'
+
+
+def test_md5_checksum_used_without_os_hash():
+    data = b'hello'
+    meta = {'id': IMAGE_ID, 'size': 5,
+            'checksum': hashlib.md5(data).hexdigest()}
+    assert fetch.expected_digest(meta) == ('md5', meta['checksum'])
+    assert _write(meta, [data]) == data
+
+
+def test_check_room():
+    with mock.patch.object(fetch, 'free_bytes', return_value=100):
+        fetch.check_room('/w', 100, IMAGE_ID)
+        with pytest.raises(exception.ImageRejected) as err:
+            fetch.check_room('/w', 101, IMAGE_ID)
+    assert 'not enough free space in /w' in err.value.reason
+
+
+def test_prlimit_wraps_the_command():
+    cmd = fetch.prlimit(['qemu-img', 'info', 'x'], 1 << 30, 60)
+    assert cmd[:3] == [sys.executable, '-m', 'oslo_concurrency.prlimit']
+    assert cmd[-4:] == ['--', 'qemu-img', 'info', 'x']
+    assert '--as=1073741824' in cmd and '--cpu=60' in cmd
+
+
+def test_run_with_progress_parses_percentages():
+    prog = progress.Progress(IMAGE_ID, 'convert', 1000, interval=100)
+    script = ("import sys; sys.stdout.write('    (10.00/100%)\\r    "
+              "(55.50/100%)\\rImporting image: 100% complete...done.\\n')")
+    fetch.run_with_progress([sys.executable, '-c', script], prog)
+    assert prog.done == 1000
+
+
+def test_run_with_progress_failure_keeps_output():
+    prog = progress.Progress(IMAGE_ID, 'convert', 1000)
+    script = "import sys; print('qemu-img: Could not open'); sys.exit(3)"
+    with pytest.raises(processutils.ProcessExecutionError) as err:
+        fetch.run_with_progress([sys.executable, '-c', script], prog)
+    assert err.value.exit_code == 3
+    assert 'Could not open' in err.value.stdout
