@@ -173,6 +173,25 @@ def rados_nova(lab):
     client.shutdown()
 
 
+@pytest.fixture(scope='session')
+def nova_ctx(lab, tmp_path_factory):
+    """This process parses a nova.conf with fastrbd, as a compute host."""
+    import nova.conf
+
+    from fastclone_backend import cluster
+    from fastclone_backend import hook
+    from fastclone_backend import novaflow
+    settings = novaflow.Settings(
+        ceph_conf=lab.ceph_conf, rbd_user=lab.nova_user, pool=lab.vms_pool,
+        glance_url=lab.glance_url, glance_token=lab.glance_token,
+        workdir=str(tmp_path_factory.mktemp('nova')))
+    ctx = novaflow.start(settings)
+    yield ctx
+    hook.uninstall()
+    cluster.reset_all()
+    nova.conf.CONF.reset()
+
+
 def make_data(size: int, marker: bytes = b'') -> bytes:
     """size random bytes, marker (if any) at offset 1 MiB."""
     data = bytearray(os.urandom(size))

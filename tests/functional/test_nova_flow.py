@@ -7,25 +7,9 @@ from oslo_utils import units
 import pytest
 import rbd
 
-from fastclone_backend import cluster
-from fastclone_backend import hook
 from fastclone_backend import imagebackend
 from fastclone_backend import novaflow
 from tests.functional.conftest import make_data
-
-
-@pytest.fixture(scope='module')
-def nova_ctx(lab, tmp_path_factory):
-    import nova.conf
-    settings = novaflow.Settings(
-        ceph_conf=lab.ceph_conf, rbd_user=lab.nova_user, pool=lab.vms_pool,
-        glance_url=lab.glance_url, glance_token=lab.glance_token,
-        workdir=str(tmp_path_factory.mktemp('nova')))
-    ctx = novaflow.start(settings)
-    yield ctx
-    hook.uninstall()
-    cluster.reset_all()
-    nova.conf.CONF.reset()
 
 
 @pytest.fixture(scope='module')

@@ -1,0 +1,335 @@
+"""The cluster-wide converted-image cache, on the real lab.
+
+Other "hosts" are separate processes with their own instances path
+(tests/functional/spawner.py).
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from nova import exception
+import pytest
+import rbd
+
+from fastclone_backend import cache
+from fastclone_backend import novaflow
+from tests.functional.conftest import make_data
+from tests.functional.conftest import REPO
+
+ENV_NAMES = {'ceph_conf': 'FASTCLONE_CEPH_CONF', 'fsid': 'FASTCLONE_CEPH_FSID',
+             'admin_user': 'FASTCLONE_CEPH_ADMIN_USER',
+             'nova_user': 'FASTCLONE_NOVA_RBD_USER',
+             'glance_user': 'FASTCLONE_GLANCE_RBD_USER',
+             'images_pool': 'FASTCLONE_IMAGES_POOL',
+             'vms_pool': 'FASTCLONE_VMS_POOL',
+             'glance_url': 'FASTCLONE_GLANCE_URL',
+             'glance_token': 'FASTCLONE_GLANCE_TOKEN',
+             'rbd_store': 'FASTCLONE_GLANCE_RBD_STORE',
+             'file_store': 'FASTCLONE_GLANCE_FILE_STORE'}
+
+
+def _qcow2(images, data, name='img'):
+    raw = images.write(data, name + '.raw')
+    path = raw[:-4] + '.qcow2'
+    subprocess.run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', raw,
+                    path], check=True)
+    return path
+
+
+def _spawner_cmd(lab, image_id, workdir, count=1, threads=1, conf=''):
+    env = dict(os.environ, PYTHONWARNINGS='ignore')
+    env.update({ENV_NAMES[k]: v for k, v in vars(lab).items()})
+    cmd = [sys.executable, '-m', 'tests.functional.spawner', '--image',
+           image_id, '--count', str(count), '--threads', str(threads),
+           '--workdir', str(workdir), '--conf', conf]
+    return cmd, env
+
+
+def _spawn_elsewhere(lab, image_id, workdir, **kwargs):
+    cmd, env = _spawner_cmd(lab, image_id, workdir, **kwargs)
+    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope='module')
+def vms(lab, rados_nova):
+    ioctx = rados_nova.open_ioctx(lab.vms_pool)
+    yield ioctx
+    ioctx.close()
+
+
+@pytest.fixture(scope='module', autouse=True)
+def clean_cache(vms, rados_nova):
+    """Remove what the tests left: clones of cached bases, then bases."""
+    yield
+    names = rbd.RBD().list(vms)
+    for name in names:
+        if not cache.is_cache_name(name) and \
+                cache.is_cache_name(_parent_or_none(vms, name)):
+            rbd.RBD().remove(vms, name)
+    for name in names:
+        if cache.is_cache_name(name):
+            _destroy(vms, name)
+
+
+def _parent_or_none(ioctx, name):
+    try:
+        return _parent(ioctx, name)[1]
+    except rbd.ImageNotFound:
+        return ''
+
+
+def _destroy(ioctx, name):
+    with rbd.Image(ioctx, name) as img:
+        for snap in list(img.list_snaps()):
+            if img.is_protected_snap(snap['name']):
+                img.unprotect_snap(snap['name'])
+            img.remove_snap(snap['name'])
+    rbd.RBD().remove(ioctx, name)
+
+
+def _remove(ioctx, names):
+    for name in names:
+        rbd.RBD().remove(ioctx, name)
+
+
+def _parent(ioctx, name):
+    with rbd.Image(ioctx, name, read_only=True) as img:
+        return img.parent_info()
+
+
+def _head(ioctx, name, length):
+    with rbd.Image(ioctx, name, read_only=True) as img:
+        return img.read(0, length)
+
+
+def _leftovers(ioctx, image_id):
+    return [n for n in rbd.RBD().list(ioctx)
+            if n.startswith(cache.tmp_prefix(image_id))]
+
+
+@pytest.fixture
+def fastclone_conf():
+    """Set [fastclone] options in this process for one test."""
+    import nova.conf
+    conf = nova.conf.CONF
+    names = []
+
+    def set_(**kwargs):
+        for name, value in kwargs.items():
+            conf.set_override(name, value, group='fastclone')
+            names.append(name)
+    yield set_
+    for name in names:
+        conf.clear_override(name, group='fastclone')
+
+
+def _stats_delta(before):
+    return {k: cache.STATS[k] - before.get(k, 0) for k in
+            ('downloads', 'conversions', 'imports')}
+
+
+def test_qcow2_populates_once_then_another_host_clones(
+        nova_ctx, lab, images, vms, tmp_path):
+    data = make_data(8 << 20, marker=b'fastclone-qcow2-marker')
+    image = images.upload(_qcow2(images, data), disk_format='qcow2')
+    base = cache.base_name(image.id)
+
+    before = dict(cache.STATS)
+    instance = novaflow.make_instance(1)
+    disk = novaflow.create_root_disk(nova_ctx, instance, image.id)
+    assert _stats_delta(before) == {'downloads': 1, 'conversions': 1,
+                                    'imports': 0}
+    assert _parent(vms, disk.rbd_name) == (lab.vms_pool, base, 'snap')
+    assert _head(vms, disk.rbd_name, len(data)) == data
+
+    other = _spawn_elsewhere(lab, image.id, tmp_path / 'host2')
+    assert other['errors'] == []
+    assert other['stats'].get('downloads', 0) == 0
+    assert other['stats'].get('conversions', 0) == 0
+    assert _parent(vms, other['disks'][0]) == (lab.vms_pool, base, 'snap')
+    assert _head(vms, other['disks'][0], len(data)) == data
+    workdir = tmp_path / 'host2' / 'instances' / 'fastclone'
+    assert not workdir.exists() or not os.listdir(workdir)
+    novaflow.delete_instance_disks(instance)
+    _remove(vms, other['disks'])
+
+
+def test_twenty_concurrent_spawns_from_four_hosts_convert_once(
+        lab, images, vms, tmp_path):
+    data = make_data(16 << 20, marker=b'fastclone-concurrent')
+    image = images.upload(_qcow2(images, data), disk_format='qcow2')
+    procs = []
+    for host in range(4):
+        cmd, env = _spawner_cmd(lab, image.id, tmp_path / ('h%d' % host),
+                                count=5, threads=5)
+        procs.append(subprocess.Popen(cmd, env=env, cwd=REPO,
+                                      stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-3000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    assert [r['errors'] for r in results] == [[]] * 4
+    assert sum(r['stats'].get('downloads', 0) for r in results) == 1
+    assert sum(r['stats'].get('conversions', 0) for r in results) == 1
+    disks = [d for r in results for d in r['disks']]
+    assert len(set(disks)) == 20
+    base = cache.base_name(image.id)
+    for name in disks:
+        assert _parent(vms, name) == (lab.vms_pool, base, 'snap')
+        assert _head(vms, name, len(data)) == data
+    _remove(vms, disks)
+
+
+def test_raw_image_in_file_store_is_imported_without_conversion(
+        nova_ctx, lab, images, vms):
+    data = make_data(4 << 20, marker=b'fastclone-fs-raw')
+    image = images.upload(images.write(data), store=lab.file_store)
+    before = dict(cache.STATS)
+    instance = novaflow.make_instance(1)
+    disk = novaflow.create_root_disk(nova_ctx, instance, image.id)
+    assert _stats_delta(before) == {'downloads': 1, 'conversions': 0,
+                                    'imports': 1}
+    assert _parent(vms, disk.rbd_name) == (
+        lab.vms_pool, cache.base_name(image.id), 'snap')
+    assert _head(vms, disk.rbd_name, len(data)) == data
+    novaflow.delete_instance_disks(instance)
+
+
+def test_killed_populator_is_recovered(nova_ctx, lab, images, vms, tmp_path,
+                                       fastclone_conf):
+    data = make_data(384 << 20)
+    image = images.upload(_qcow2(images, data), disk_format='qcow2')
+    cmd, env = _spawner_cmd(lab, image.id, tmp_path / 'crash',
+                            conf='[fastclone]\ncache_lock_lease = 5\n')
+    proc = subprocess.Popen(cmd, env=env, cwd=REPO, start_new_session=True,
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not _leftovers(vms, image.id):
+        assert proc.poll() is None, 'populator ended before the import'
+        assert time.monotonic() < deadline, 'no import started'
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the "host" dies, qemu-img too
+    proc.wait()
+    assert _leftovers(vms, image.id)
+
+    fastclone_conf(cache_lock_lease=5)
+    instance = novaflow.make_instance(1)
+    disk = novaflow.create_root_disk(nova_ctx, instance, image.id)
+    assert _parent(vms, disk.rbd_name) == (
+        lab.vms_pool, cache.base_name(image.id), 'snap')
+    assert _head(vms, disk.rbd_name, 1 << 20) == data[:1 << 20]
+    assert _leftovers(vms, image.id) == []
+    vms.lock_exclusive(cache.lock_object(image.id), cache.LOCK_NAME,
+                       'test-probe', duration=5)  # nobody holds it
+    vms.unlock(cache.lock_object(image.id), cache.LOCK_NAME, 'test-probe')
+    novaflow.delete_instance_disks(instance)
+
+
+def test_changed_image_invalidates_the_base(nova_ctx, lab, images, vms):
+    data = make_data(4 << 20, marker=b'fastclone-invalidate')
+    image = images.upload(_qcow2(images, data), disk_format='qcow2')
+    first = novaflow.make_instance(1)
+    novaflow.create_root_disk(nova_ctx, first, image.id)
+    base = cache.base_name(image.id)
+    with rbd.Image(vms, base) as img:   # as if Glance's data had changed
+        img.metadata_set('fastclone.os_hash_value', 'an-older-hash')
+
+    before = dict(cache.STATS)
+    second = novaflow.make_instance(1)
+    disk = novaflow.create_root_disk(nova_ctx, second, image.id)
+    assert _stats_delta(before)['downloads'] == 1
+    with rbd.Image(vms, base, read_only=True) as img:
+        assert img.metadata_get('fastclone.os_hash_value') == \
+            image.os_hash_value
+    stale = [n for n in rbd.RBD().list(vms)
+             if n.startswith('%s%s-' % (cache.STALE_PREFIX, image.id))]
+    assert len(stale) == 1  # kept: the first disk is still its clone
+    assert _parent(vms, disk.rbd_name) == (lab.vms_pool, base, 'snap')
+    novaflow.delete_instance_disks(first)
+    novaflow.delete_instance_disks(second)
+
+
+def test_eviction_keeps_bases_with_clones(nova_ctx, lab, images, vms,
+                                          fastclone_conf):
+    fastclone_conf(cache_max_count=1)
+    made = {}
+    for tag in ('a', 'b', 'c'):
+        data = make_data(2 << 20, marker=b'fastclone-evict-' + tag.encode())
+        made[tag] = images.upload(_qcow2(images, data, tag),
+                                  disk_format='qcow2')
+    kept = novaflow.make_instance(1)
+    novaflow.create_root_disk(nova_ctx, kept, made['a'].id)  # a has a clone
+    gone = novaflow.make_instance(1)
+    novaflow.create_root_disk(nova_ctx, gone, made['b'].id)
+    novaflow.delete_instance_disks(gone)                      # b has none
+    last = novaflow.make_instance(1)
+    novaflow.create_root_disk(nova_ctx, last, made['c'].id)
+
+    names = rbd.RBD().list(vms)
+    assert cache.base_name(made['a'].id) in names
+    assert cache.base_name(made['b'].id) not in names
+    assert cache.base_name(made['c'].id) in names
+    novaflow.delete_instance_disks(kept)
+    novaflow.delete_instance_disks(last)
+
+
+def _assert_rejected(nova_ctx, vms, image, *reasons, root_gb=1):
+    instance = novaflow.make_instance(root_gb)
+    disk = novaflow.root_disk(instance)
+    with pytest.raises(exception.ImageUnacceptable) as err:
+        disk.clone(nova_ctx, image.id)
+    message = str(err.value)
+    assert image.id in message
+    assert any(reason in message for reason in reasons), message
+    names = rbd.RBD().list(vms)
+    assert not [n for n in names if image.id in n]  # no base, no tmp
+    assert disk.rbd_name not in names
+    vms.lock_exclusive(cache.lock_object(image.id), cache.LOCK_NAME,
+                       'test-probe', duration=5)  # no stuck lock
+    vms.unlock(cache.lock_object(image.id), cache.LOCK_NAME, 'test-probe')
+
+
+def _workdir_empty():
+    import nova.conf
+    path = os.path.join(nova.conf.CONF.instances_path, 'fastclone')
+    return not os.path.exists(path) or os.listdir(path) == []
+
+
+def test_qcow2_declared_raw_is_refused(nova_ctx, lab, images, vms):
+    path = _qcow2(images, make_data(2 << 20), 'liar')
+    image = images.upload(path, disk_format='raw', store=lab.file_store)
+    _assert_rejected(nova_ctx, vms, image, 'disk_format is raw',
+                     'content is qcow2')
+    assert _workdir_empty()
+
+
+def test_virtual_size_above_flavor_is_refused(nova_ctx, lab, images, vms,
+                                              tmp_path):
+    path = str(tmp_path / 'big.qcow2')
+    subprocess.run(['qemu-img', 'create', '-f', 'qcow2', path, '3G'],
+                   check=True, capture_output=True)
+    image = images.upload(path, disk_format='qcow2')
+    _assert_rejected(nova_ctx, vms, image, 'exceeds the flavor',
+                     root_gb=1)
+    assert _workdir_empty()
+
+
+def test_truncated_qcow2_is_refused(nova_ctx, lab, images, vms):
+    # A qcow2 with a backing file or an external data file never gets this
+    # far: Glance 33 refuses its upload (HTTP 415, "Image failed safety
+    # checks"); tests/unit/test_inspect.py covers them on real files.
+    path = _qcow2(images, make_data(8 << 20), 'cut')
+    os.truncate(path, os.path.getsize(path) // 2)
+    image = images.upload(path, disk_format='qcow2', store=lab.file_store)
+    _assert_rejected(nova_ctx, vms, image, 'qcow2 is damaged')
+    assert _workdir_empty()
