@@ -192,6 +192,22 @@ def nova_ctx(lab, tmp_path_factory):
     nova.conf.CONF.reset()
 
 
+@pytest.fixture
+def fastclone_conf():
+    """Set [fastclone] options in this process for one test."""
+    import nova.conf
+    conf = nova.conf.CONF
+    names = []
+
+    def set_(**kwargs):
+        for name, value in kwargs.items():
+            conf.set_override(name, value, group='fastclone')
+            names.append(name)
+    yield set_
+    for name in names:
+        conf.clear_override(name, group='fastclone')
+
+
 def make_data(size: int, marker: bytes = b'') -> bytes:
     """size random bytes, marker (if any) at offset 1 MiB."""
     data = bytearray(os.urandom(size))

@@ -114,22 +114,6 @@ def _leftovers(ioctx, image_id):
             if n.startswith(cache.tmp_prefix(image_id))]
 
 
-@pytest.fixture
-def fastclone_conf():
-    """Set [fastclone] options in this process for one test."""
-    import nova.conf
-    conf = nova.conf.CONF
-    names = []
-
-    def set_(**kwargs):
-        for name, value in kwargs.items():
-            conf.set_override(name, value, group='fastclone')
-            names.append(name)
-    yield set_
-    for name in names:
-        conf.clear_override(name, group='fastclone')
-
-
 def _stats_delta(before):
     return {k: cache.STATS[k] - before.get(k, 0) for k in
             ('downloads', 'conversions', 'imports')}

@@ -71,7 +71,9 @@ def test_root_disk_is_a_clone_with_flavor_size(nova_ctx, lab, raw_image,
 
 
 def test_untrusted_image_refused_then_nova_downloads(nova_ctx, lab, images,
-                                                     rados_nova):
+                                                     rados_nova,
+                                                     fastclone_conf):
+    fastclone_conf(cache_enabled=False)  # the cache has tests of its own
     data = make_data(2 << 20, marker=b'fastclone-fs-marker')
     image = images.upload(images.write(data), store=lab.file_store)
     instance = novaflow.make_instance(1)
@@ -156,7 +158,9 @@ def unprotected_image(lab, images, admin):
 
 
 def test_unprotected_snapshot_refused_where_clone_v1(
-        nova_ctx, lab, unprotected_image, rados_nova, luminous_cluster):
+        nova_ctx, lab, unprotected_image, rados_nova, luminous_cluster,
+        fastclone_conf):
+    fastclone_conf(cache_enabled=False)  # else the cache would copy it
     instance = novaflow.make_instance(1)
     disk = novaflow.root_disk(instance)
     with pytest.raises(exception.ImageUnacceptable) as err:
