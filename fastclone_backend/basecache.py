@@ -61,10 +61,10 @@ class BaseCache:
         image_id = image_meta['id']
         deadline = time.monotonic() + CONF.fastclone.cache_wait_timeout
         while True:
-            size = self._ready_size(image_meta)
-            if size is not None:
-                self._touch(image_id)
-                return self._url(image_id), size, True
+            ready = self._ready(image_meta)
+            if ready is not None:
+                self._touch(image_id, ready[1])
+                return self._url(image_id), ready[0], True
             with self._lease(image_id) as lease:
                 if lease is not None:
                     size = self._populate_locked(context, image_meta,
@@ -76,6 +76,19 @@ class BaseCache:
                     'another host to populate it'
                     % CONF.fastclone.cache_wait_timeout)
             time.sleep(CONF.fastclone.cache_poll_interval)
+
+    def remove_base(self, image_id: str) -> bool:
+        """Remove an image's cached base unless it still has clones."""
+        info = self._base_info(cache.base_name(image_id))
+        if info is None or info.has_children:
+            return False
+        self._destroy(info.name)
+        with self._ioctx() as ioctx:
+            try:
+                ioctx.remove_object(cache.lock_object(image_id))
+            except rbd_utils.rados.ObjectNotFound:
+                pass
+        return True
 
     # ------------------------------------------------------------ state
     def _url(self, image_id: str) -> str:
@@ -100,27 +113,31 @@ class BaseCache:
         except rbd_utils.rbd.ImageNotFound:
             return None
 
-    def _ready_size(self, image_meta: dict):
-        """The usable base's size, or None (missing, stale or partial)."""
-        found = self._metadata(cache.base_name(image_meta['id']), cache.SNAP)
-        if found is None:
-            return None
-        size, meta = found
-        if cache.stale_reason(meta, image_meta):
-            return None
-        return size
+    def _ready(self, image_meta: dict):
+        """(size, metadata) of the usable base, or None.
 
-    def _touch(self, image_id: str) -> None:
+        None: missing, stale or partial (no snapshot).
+        """
+        found = self._metadata(cache.base_name(image_meta['id']), cache.SNAP)
+        if found is None or cache.stale_reason(found[1], image_meta):
+            return None
+        return found
+
+    def _ready_size(self, image_meta: dict):
+        ready = self._ready(image_meta)
+        return None if ready is None else ready[0]
+
+    def _touch(self, image_id: str, meta: dict) -> None:
         """Record the use, at most once per minute, best effort."""
         name = cache.base_name(image_id)
         try:
+            if time.time() - float(meta.get(cache.META + 'last_used',
+                                            0)) < 60:
+                return
             with rbd_utils.RBDVolumeProxy(self.driver, name,
                                           pool=self.pool) as vol:
-                last = float(dict(vol.metadata_list()).get(
-                    cache.META + 'last_used', 0))
-                if time.time() - last > 60:
-                    vol.metadata_set(cache.META + 'last_used',
-                                     '%.0f' % time.time())
+                vol.metadata_set(cache.META + 'last_used',
+                                 '%.0f' % time.time())
         except (rbd_utils.rbd.Error, rbd_utils.rados.Error, ValueError) as e:
             LOG.debug('could not record use of %(name)s: %(err)s',
                       {'name': name, 'err': e})
