@@ -93,7 +93,8 @@ class FastRbd(imagebackend.Rbd):
         image_id = image_meta.get('id') or image_href
         source, reasons = self._select_source(
             image_meta, location.candidate_urls(image_meta))
-        if source is None and CONF.fastclone.use_location_api:
+        if (source is None and CONF.fastclone.use_location_api and
+                image_meta.get('disk_format') == 'raw'):
             extra = [u for u in self._location_api_urls(context, image_id)
                      if u not in reasons]
             found, more = self._select_source(image_meta, extra)

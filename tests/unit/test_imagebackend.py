@@ -197,6 +197,12 @@ class FastRbdCloneTestCase(base.TestCase):
                                 _meta('file:///x'))
         self.assertIn('file:///x: scheme is not rbd://', str(exc))
 
+    def test_location_api_not_asked_for_non_raw_images(self):
+        call = self._location_api(result=[{'url': GOOD}])
+        self.assertRaises(exception.ImageUnacceptable, self._fetch,
+                          _meta(disk_format='qcow2'))
+        call.assert_not_called()
+
     def test_location_api_disabled(self):
         self.flags(use_location_api=False, group='fastclone')
         call = self._location_api(result=[{'url': GOOD}])
