@@ -10,18 +10,22 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""``fastclone-demo``: instance root disks from a Glance image on the lab.
+"""``fastclone-demo``: instance root disks from Glance images on the lab.
 
-Uploads a raw image to Glance's rbd store, shows its location, times the
-bare librbd clone, then creates N instance root disks through Nova's real
-image-backend code with ``images_type = fastrbd`` and prints each disk's
-time.  Everything it creates is removed at the end.  Reads the lab's
-settings from the environment (``eval "$(tools/lab env)"``).
+1. A raw image in Glance's rbd store: its location, the bare librbd clone
+   time, then N root disks made through Nova's real image-backend code with
+   ``images_type = fastrbd`` (clones in place).
+2. A qcow2 image: the first root disk populates the cluster-wide cache
+   (download, inspect, convert once), the next N are clones of it.
+
+Everything it creates is removed at the end.  Reads the lab's settings
+from the environment (``eval "$(tools/lab env)"``).
 """
 
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,14 +41,25 @@ def _env(name):
                  'or after eval "$(tools/lab env)"' % name)
 
 
-def _upload(glance, size):
-    image = glance.images.create(name='fastclone-demo', disk_format='raw',
+def _random_file(directory, mib):
+    path = os.path.join(directory, 'demo.raw')
+    with open(path, 'wb') as f:
+        for _ in range(mib):
+            f.write(os.urandom(MiB))
+    return path
+
+
+def _upload(glance, path, disk_format):
+    image = glance.images.create(name='fastclone-demo-' + disk_format,
+                                 disk_format=disk_format,
                                  container_format='bare')
-    with tempfile.TemporaryFile() as f:
-        f.write(os.urandom(size))
-        f.seek(0)
+    start = time.perf_counter()
+    with open(path, 'rb') as f:
         glance.images.upload(image.id, f,
                              backend=_env('FASTCLONE_GLANCE_RBD_STORE'))
+    print('glance image:   %s (%s, %.0f MiB, uploaded in %.2f s)'
+          % (image.id, disk_format, os.path.getsize(path) / MiB,
+             time.perf_counter() - start))
     return glance.images.get(image.id)
 
 
@@ -72,22 +87,62 @@ def _librbd_clone_ms(image_id, repeat=5):
         client.shutdown()
 
 
-def _create_disks(ctx, image_id, count, root_gb):
+def _create_disks(ctx, image_id, count, root_gb, made, first=1):
+    """Create count root disks; returns their times in ms."""
     from fastclone_backend import novaflow
-    made, times = [], []
-    try:
-        for i in range(count):
-            instance = novaflow.make_instance(root_gb)
-            start = time.perf_counter()
-            disk = novaflow.create_root_disk(ctx, instance, image_id)
-            times.append((time.perf_counter() - start) * 1000)
-            made.append(instance)
-            print('  disk %2d  vms/%s  %7.1f ms'
-                  % (i + 1, disk.rbd_name, times[-1]))
-    finally:
-        for instance in made:
-            novaflow.delete_instance_disks(instance)
+    times = []
+    for i in range(count):
+        instance = novaflow.make_instance(root_gb)
+        start = time.perf_counter()
+        disk = novaflow.create_root_disk(ctx, instance, image_id)
+        times.append((time.perf_counter() - start) * 1000)
+        made.append(instance)
+        print('  disk %2d  vms/%s  %8.1f ms'
+              % (first + i, disk.rbd_name, times[-1]))
     return times
+
+
+def _summary(label, times, primitive):
+    print('%s median %.1f ms, max %.1f ms = %.2fx the librbd clone'
+          % (label, statistics.median(times), max(times),
+             statistics.median(times) / primitive))
+
+
+def _raw_section(ctx, glance, args, workdir, made, cleanup):
+    print('== raw image in Glance\'s rbd store: cloned in place')
+    image = _upload(glance, _random_file(workdir, args.image_mib), 'raw')
+    cleanup.append(image.id)
+    print('location:       %s' % image.direct_url)
+    primitive = _librbd_clone_ms(image.id)
+    print('librbd clone:   %.1f ms (median of 5, the physical limit)'
+          % primitive)
+    print('%d root disks (%d GiB) through Nova, images_type = fastrbd:'
+          % (args.disks, args.root_gb))
+    times = _create_disks(ctx, image.id, args.disks, args.root_gb, made)
+    _summary('per disk:      ', times, primitive)
+    return primitive
+
+
+def _qcow2_section(ctx, glance, args, workdir, made, cleanup, primitive):
+    from fastclone_backend import cache
+    raw = _random_file(workdir, args.image_mib)
+    qcow2 = raw + '.qcow2'
+    subprocess.run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', raw,
+                    qcow2], check=True)
+    print('== qcow2 image: converted once into the cluster-wide cache')
+    image = _upload(glance, qcow2, 'qcow2')
+    cleanup.append(image.id)
+    before = dict(cache.STATS)
+    first = _create_disks(ctx, image.id, 1, args.root_gb, made)
+    done = {k: cache.STATS[k] - before.get(k, 0) for k in cache.STATS}
+    print('first disk:     %.2f s (cache miss: %d download, %d conversion '
+          'into vms/%s)' % (first[0] / 1000, done.get('downloads', 0),
+                            done.get('conversions', 0),
+                            cache.base_name(image.id)))
+    times = _create_disks(ctx, image.id, args.disks - 1, args.root_gb, made,
+                          first=2)
+    if times:
+        _summary('next disks:    ', times, primitive)
 
 
 def main(argv=None):
@@ -99,35 +154,27 @@ def main(argv=None):
 
     import glanceclient
 
+    from fastclone_backend import basecache
+    from fastclone_backend import cluster
     from fastclone_backend import novaflow
 
     glance = glanceclient.Client('2', endpoint=_env('FASTCLONE_GLANCE_URL'),
                                  token=_env('FASTCLONE_GLANCE_TOKEN'))
     print('ceph fsid:      %s' % _env('FASTCLONE_CEPH_FSID'))
-    start = time.perf_counter()
-    image = _upload(glance, args.image_mib * MiB)
-    print('glance image:   %s (raw, %d MiB, uploaded in %.2f s)'
-          % (image.id, args.image_mib, time.perf_counter() - start))
-    print('location:       %s' % image.direct_url)
+    workdir = tempfile.mkdtemp(prefix='fastclone-demo-')
+    ctx = novaflow.start(novaflow.settings_from_env(workdir))
+    made, images = [], []
     try:
-        primitive = _librbd_clone_ms(image.id)
-        print('librbd clone:   %.1f ms (median of 5, the physical limit)'
-              % primitive)
-        workdir = tempfile.mkdtemp(prefix='fastclone-demo-')
-        ctx = novaflow.start(novaflow.Settings(
-            ceph_conf=_env('FASTCLONE_CEPH_CONF'),
-            rbd_user=_env('FASTCLONE_NOVA_RBD_USER'),
-            pool=_env('FASTCLONE_VMS_POOL'),
-            glance_url=_env('FASTCLONE_GLANCE_URL'),
-            glance_token=_env('FASTCLONE_GLANCE_TOKEN'), workdir=workdir))
-        print('%d instance root disks (%d GiB) through Nova with '
-              'images_type = fastrbd:' % (args.disks, args.root_gb))
-        times = _create_disks(ctx, image.id, args.disks, args.root_gb)
-        print('per disk:       median %.1f ms, max %.1f ms = %.2fx the '
-              'librbd clone' % (statistics.median(times), max(times),
-                                statistics.median(times) / primitive))
+        primitive = _raw_section(ctx, glance, args, workdir, made, images)
+        _qcow2_section(ctx, glance, args, workdir, made, images, primitive)
     finally:
-        glance.images.delete(image.id)
+        for instance in made:
+            novaflow.delete_instance_disks(instance)
+        cache = basecache.BaseCache(cluster.SharedRBDDriver())
+        for image_id in images:
+            cache.remove_base(image_id)
+            glance.images.delete(image_id)
+        subprocess.run(['rm', '-rf', workdir], check=False)
     return 0
 
 
