@@ -317,3 +317,50 @@ def test_truncated_qcow2_is_refused(nova_ctx, lab, images, vms):
     image = images.upload(path, disk_format='qcow2', store=lab.file_store)
     _assert_rejected(nova_ctx, vms, image, 'qcow2 is damaged')
     assert _workdir_empty()
+
+
+@pytest.fixture
+def glance_rbd_download(lab):
+    """[glance] enable_rbd_download: Nova exports the image with rbd."""
+    import nova.conf
+    conf = nova.conf.CONF
+    values = {'enable_rbd_download': True, 'rbd_user': lab.nova_user,
+              'rbd_pool': lab.images_pool, 'rbd_ceph_conf': lab.ceph_conf}
+    for name, value in values.items():
+        conf.set_override(name, value, group='glance')
+    yield
+    for name in values:
+        conf.clear_override(name, group='glance')
+
+
+def test_rbd_download_populates_the_cache(nova_ctx, lab, images, vms,
+                                          glance_rbd_download, caplog):
+    import logging
+    caplog.set_level(logging.INFO)
+    data = make_data(4 << 20, marker=b'fastclone-rbd-export')
+    image = images.upload(_qcow2(images, data), disk_format='qcow2')
+    before = dict(cache.STATS)
+    instance = novaflow.make_instance(1)
+    disk = novaflow.create_root_disk(nova_ctx, instance, image.id)
+    assert _stats_delta(before)['downloads'] == 1
+    assert 'Successfully transferred using rbd' in caplog.text
+    assert _head(vms, disk.rbd_name, len(data)) == data
+    assert _workdir_empty()
+    novaflow.delete_instance_disks(instance)
+
+
+def test_convert_through_a_local_file(nova_ctx, lab, images, vms,
+                                      fastclone_conf):
+    fastclone_conf(convert_direct_to_rbd=False)
+    data = make_data(4 << 20, marker=b'fastclone-via-file')
+    image = images.upload(_qcow2(images, data), disk_format='qcow2')
+    before = dict(cache.STATS)
+    instance = novaflow.make_instance(1)
+    disk = novaflow.create_root_disk(nova_ctx, instance, image.id)
+    assert _stats_delta(before) == {'downloads': 1, 'conversions': 1,
+                                    'imports': 1}
+    assert _parent(vms, disk.rbd_name) == (
+        lab.vms_pool, cache.base_name(image.id), 'snap')
+    assert _head(vms, disk.rbd_name, len(data)) == data
+    assert _workdir_empty()
+    novaflow.delete_instance_disks(instance)

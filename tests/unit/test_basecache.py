@@ -1,0 +1,100 @@
+"""BaseCache failure paths: nothing left behind, lock released."""
+
+import hashlib
+import os
+from unittest import mock
+
+import fixtures
+
+from fastclone_backend import basecache
+from fastclone_backend import cache
+from fastclone_backend import cluster
+from fastclone_backend import conf as fc_conf
+from fastclone_backend import exception as fc_exception
+from fastclone_backend import inspect
+from tests.unit import base
+from tests.unit import fakes
+
+IMAGE_ID = 'f0e1d2c3-b4a5-4697-8899-aabbccddeeff'
+DATA = b'qcow2-ish bytes' * 100
+
+
+class PopulationFailureTestCase(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.ceph = self.useFixture(fakes.CephModules())
+        self.instances = self.useFixture(fixtures.TempDir()).path
+        self.flags(images_rbd_pool='vms', group='libvirt')
+        self.flags(instances_path=self.instances)
+        fc_conf.register_opts(basecache.CONF)
+        self.cache = basecache.BaseCache(cluster.SharedRBDDriver())
+        for name, value in (('_ready', None), ('_list', []),
+                            ('_metadata', None)):
+            self.useFixture(fixtures.MockPatchObject(
+                self.cache, name, autospec=True, return_value=value))
+        self.destroy = self.useFixture(fixtures.MockPatchObject(
+            self.cache, '_destroy', autospec=True)).mock
+        self.download = self.useFixture(fixtures.MockPatch(
+            'nova.virt.libvirt.imagebackend.IMAGE_API.download')).mock
+        self.download.side_effect = self._serve
+        self.served = DATA
+        self.meta = {'id': IMAGE_ID, 'disk_format': 'qcow2',
+                     'size': len(DATA), 'os_hash_algo': 'sha512',
+                     'os_hash_value': hashlib.sha512(DATA).hexdigest()}
+
+    def _serve(self, context, image_id, data=None, dest_path=None):
+        data.write(self.served)
+
+    def _ioctx(self):
+        return self.ceph.rados.Rados.return_value.open_ioctx.return_value
+
+    def _assert_nothing_left(self):
+        workdir = os.path.join(self.instances, 'fastclone')
+        self.assertEqual([], os.listdir(workdir))
+        (name,), _ = self.destroy.call_args
+        self.assertTrue(name.startswith(cache.tmp_prefix(IMAGE_ID)), name)
+        lock = self._ioctx().lock_exclusive.call_args[0]
+        self._ioctx().unlock.assert_called_once_with(
+            cache.lock_object(IMAGE_ID), cache.LOCK_NAME, lock[2])
+
+    def test_hash_mismatch(self):
+        self.served = DATA[:-1] + b'!'
+        exc = self.assertRaises(fc_exception.ImageRejected,
+                                self.cache.ensure, 'ctx', self.meta, 0)
+        self.assertIn('sha512 of the data is', exc.reason)
+        self._assert_nothing_left()
+
+    def test_size_mismatch(self):
+        self.served = DATA + b'more'
+        exc = self.assertRaises(fc_exception.ImageRejected,
+                                self.cache.ensure, 'ctx', self.meta, 0)
+        self.assertIn('Glance says %d' % len(DATA), exc.reason)
+        self._assert_nothing_left()
+
+    def test_refused_by_inspection(self):
+        with mock.patch.object(inspect, 'inspect_image', autospec=True,
+                               side_effect=fc_exception.ImageRejected(
+                                   image=IMAGE_ID, reason='backing file')):
+            self.assertRaises(fc_exception.ImageRejected,
+                              self.cache.ensure, 'ctx', self.meta, 0)
+        self._assert_nothing_left()
+
+    def test_no_room_refused_before_download(self):
+        with mock.patch('fastclone_backend.fetch.free_bytes',
+                        return_value=10):
+            exc = self.assertRaises(fc_exception.ImageRejected,
+                                    self.cache.ensure, 'ctx', self.meta, 0)
+        self.assertIn('not enough free space', exc.reason)
+        self.download.assert_not_called()
+        self._assert_nothing_left()
+
+    def test_waiter_gives_up_after_the_timeout(self):
+        self.flags(cache_wait_timeout=1, cache_poll_interval=0.05,
+                   group='fastclone')
+        self._ioctx().lock_exclusive.side_effect = fakes.RadosObjectBusy(
+            'held by another host')
+        exc = self.assertRaises(fc_exception.CacheError, self.cache.ensure,
+                                'ctx', self.meta, 0)
+        self.assertIn('waiting for another host', str(exc))
+        self.download.assert_not_called()
