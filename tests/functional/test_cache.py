@@ -114,6 +114,21 @@ def _leftovers(ioctx, image_id):
             if n.startswith(cache.tmp_prefix(image_id))]
 
 
+def _spawn_cached(nova_ctx, lab, vms, image, data):
+    """One root disk through Nova, from the image's cached base.
+
+    Checks it is a clone of the base holding the image's bytes; returns
+    (instance, this spawn's download/conversion/import counts).
+    """
+    before = dict(cache.STATS)
+    instance = novaflow.make_instance(1)
+    disk = novaflow.create_root_disk(nova_ctx, instance, image.id)
+    assert _parent(vms, disk.rbd_name) == (
+        lab.vms_pool, cache.base_name(image.id), 'snap')
+    assert _head(vms, disk.rbd_name, len(data)) == data
+    return instance, _stats_delta(before)
+
+
 def _stats_delta(before):
     return {k: cache.STATS[k] - before.get(k, 0) for k in
             ('downloads', 'conversions', 'imports')}
@@ -125,13 +140,8 @@ def test_qcow2_populates_once_then_another_host_clones(
     image = images.upload(_qcow2(images, data), disk_format='qcow2')
     base = cache.base_name(image.id)
 
-    before = dict(cache.STATS)
-    instance = novaflow.make_instance(1)
-    disk = novaflow.create_root_disk(nova_ctx, instance, image.id)
-    assert _stats_delta(before) == {'downloads': 1, 'conversions': 1,
-                                    'imports': 0}
-    assert _parent(vms, disk.rbd_name) == (lab.vms_pool, base, 'snap')
-    assert _head(vms, disk.rbd_name, len(data)) == data
+    instance, counts = _spawn_cached(nova_ctx, lab, vms, image, data)
+    assert counts == {'downloads': 1, 'conversions': 1, 'imports': 0}
 
     other = _spawn_elsewhere(lab, image.id, tmp_path / 'host2')
     assert other['errors'] == []
@@ -177,14 +187,8 @@ def test_raw_image_in_file_store_is_imported_without_conversion(
         nova_ctx, lab, images, vms):
     data = make_data(4 << 20, marker=b'fastclone-fs-raw')
     image = images.upload(images.write(data), store=lab.file_store)
-    before = dict(cache.STATS)
-    instance = novaflow.make_instance(1)
-    disk = novaflow.create_root_disk(nova_ctx, instance, image.id)
-    assert _stats_delta(before) == {'downloads': 1, 'conversions': 0,
-                                    'imports': 1}
-    assert _parent(vms, disk.rbd_name) == (
-        lab.vms_pool, cache.base_name(image.id), 'snap')
-    assert _head(vms, disk.rbd_name, len(data)) == data
+    instance, counts = _spawn_cached(nova_ctx, lab, vms, image, data)
+    assert counts == {'downloads': 1, 'conversions': 0, 'imports': 1}
     novaflow.delete_instance_disks(instance)
 
 
@@ -339,12 +343,9 @@ def test_rbd_download_populates_the_cache(nova_ctx, lab, images, vms,
     caplog.set_level(logging.INFO)
     data = make_data(4 << 20, marker=b'fastclone-rbd-export')
     image = images.upload(_qcow2(images, data), disk_format='qcow2')
-    before = dict(cache.STATS)
-    instance = novaflow.make_instance(1)
-    disk = novaflow.create_root_disk(nova_ctx, instance, image.id)
-    assert _stats_delta(before)['downloads'] == 1
+    instance, counts = _spawn_cached(nova_ctx, lab, vms, image, data)
+    assert counts['downloads'] == 1
     assert 'Successfully transferred using rbd' in caplog.text
-    assert _head(vms, disk.rbd_name, len(data)) == data
     assert _workdir_empty()
     novaflow.delete_instance_disks(instance)
 
@@ -354,13 +355,7 @@ def test_convert_through_a_local_file(nova_ctx, lab, images, vms,
     fastclone_conf(convert_direct_to_rbd=False)
     data = make_data(4 << 20, marker=b'fastclone-via-file')
     image = images.upload(_qcow2(images, data), disk_format='qcow2')
-    before = dict(cache.STATS)
-    instance = novaflow.make_instance(1)
-    disk = novaflow.create_root_disk(nova_ctx, instance, image.id)
-    assert _stats_delta(before) == {'downloads': 1, 'conversions': 1,
-                                    'imports': 1}
-    assert _parent(vms, disk.rbd_name) == (
-        lab.vms_pool, cache.base_name(image.id), 'snap')
-    assert _head(vms, disk.rbd_name, len(data)) == data
+    instance, counts = _spawn_cached(nova_ctx, lab, vms, image, data)
+    assert counts == {'downloads': 1, 'conversions': 1, 'imports': 1}
     assert _workdir_empty()
     novaflow.delete_instance_disks(instance)
