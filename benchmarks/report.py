@@ -1,0 +1,226 @@
+"""Benchmark results: merge runs, check targets, write JSON/markdown/PNG.
+
+Pure functions on the results dict of benchmarks/run.py (plus the writers),
+so the report can be tested and regenerated without the lab.
+"""
+
+import json
+import os
+import statistics
+
+MiB = 1 << 20
+COLUMNS = ('total s', 'first ms', 'p50 ms', 'p95 ms', 'failures',
+           'Ceph written MiB', 'downloaded MiB', 'local disk MiB',
+           'peak RSS MiB', 'conversions', 'imports', 'x fastrbd total')
+BEGIN = '.. BEGIN PERFORMANCE (written by benchmarks/run.py --readme)'
+END = '.. END PERFORMANCE'
+
+
+def merge(runs: list) -> dict:
+    """Several worker results as one (repeats, or several hosts)."""
+    def total(key):
+        return sum(r[key] for r in runs)
+    return {
+        'backend': runs[0]['backend'], 'runs': len(runs),
+        'first_ms': [r['first_ms'] for r in runs
+                     if r.get('first_ms') is not None],
+        'times_ms': [t for r in runs for t in r['times_ms']],
+        'wall_s': total('wall_s'), 'failures': total('failures'),
+        'errors': [e for r in runs for e in r['errors']][:5],
+        'downloaded_bytes': total('downloaded_bytes'),
+        'conversions': total('conversions'), 'imports': total('imports'),
+        'ceph_allocated_bytes': total('ceph_allocated_bytes'),
+        'local_disk_bytes': total('local_disk_bytes'),
+        'baseline_rss_mib': max(r['baseline_rss_mib'] for r in runs),
+        'peak_rss_mib': max(r['peak_rss_mib'] for r in runs),
+        'peak_child_rss_mib': max(r['peak_child_rss_mib'] for r in runs),
+    }
+
+
+def percentile(values: list, pct: float):
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def first_ms(metrics: dict):
+    first = metrics.get('first_ms')
+    if isinstance(first, list):
+        return statistics.median(first) if first else None
+    return first
+
+
+def row(metrics: dict, fastrbd: dict) -> list:
+    times = metrics['times_ms']
+    ratio = (metrics['wall_s'] / fastrbd['wall_s']
+             if fastrbd and fastrbd['wall_s'] else None)
+    return [metrics['wall_s'], first_ms(metrics), percentile(times, 50),
+            percentile(times, 95),
+            metrics['failures'], metrics['ceph_allocated_bytes'] / MiB,
+            metrics['downloaded_bytes'] / MiB,
+            metrics['local_disk_bytes'] / MiB, metrics['peak_rss_mib'],
+            metrics['conversions'], metrics['imports'], ratio]
+
+
+def _target(name, measured, goal, met, note=''):
+    return {'target': name, 'measured': measured, 'goal': goal,
+            'met': bool(met), 'note': note}
+
+
+def _scenario(results, prefix, word=''):
+    for name, by_backend in results['scenarios'].items():
+        if name.startswith(prefix) and word in name:
+            return by_backend
+    raise KeyError(prefix + word)
+
+
+def targets(results: dict) -> list:
+    """The issue's targets, each as a ratio measured in this run."""
+    lim = results['limits']
+    seq = _scenario(results, 'raw: ', 'sequential')
+    fast_p50 = percentile(seq['fastrbd']['times_ms'], 50)
+    sizes = [v for k, v in results['scenarios'].items()
+             if k.startswith('raw clone: ')]
+    small, big = (percentile(s['fastrbd']['times_ms'], 50) for s in sizes)
+    q50 = _scenario(results, 'qcow2: first')
+    two = _scenario(results, 'qcow2: 2 hosts')
+    conc = _scenario(results, 'raw: ', 'concurrent')
+    speedup = q50['rbd']['wall_s'] / q50['fastrbd']['wall_s']
+    limit = lim['glance_download_qcow2_s'] + lim['qemu_img_convert_to_rbd_s']
+    first = first_ms(q50['fastrbd']) / 1000
+    rss = q50['fastrbd']['peak_rss_mib']
+    return [
+        _target('raw clone path p50 / librbd clone', fast_p50 /
+                lim['clone_primitive_ms'], '<= 1.5', fast_p50 /
+                lim['clone_primitive_ms'] <= 1.5,
+                '%.1f ms / %.1f ms' % (fast_p50, lim['clone_primitive_ms'])),
+        _target('big / small image clone p50', big / small, '<= 1.2',
+                big / small <= 1.2, '%.1f ms / %.1f ms' % (big, small)),
+        _target('qcow2 disks after the first: stock Rbd / fastrbd time',
+                speedup, '>= 20', speedup >= 20, '%.1f s / %.1f s' % (
+                    q50['rbd']['wall_s'], q50['fastrbd']['wall_s'])),
+        _target('two hosts: conversions cluster-wide (fastrbd)',
+                two['fastrbd']['conversions'], '== 1',
+                two['fastrbd']['conversions'] == 1,
+                'stock Rbd: %d conversions, %d full imports' % (
+                    two['rbd']['conversions'], two['rbd']['imports'])),
+        _target('first qcow2 disk / (download + convert limit)',
+                first / limit, '<= 1.3', first / limit <= 1.3,
+                '%.2f s / %.2f s' % (first, limit)),
+        _target('concurrent disks: failures (fastrbd)',
+                conc['fastrbd']['failures'], '== 0',
+                conc['fastrbd']['failures'] == 0,
+                'of %d' % len(conc['fastrbd']['times_ms'])),
+        _target('peak RSS of the fetch path, MiB (fastrbd process)', rss,
+                '<= 200', rss <= 200, 'of which %.0f MiB is the process '
+                'before the first disk (Nova imported); qemu-img peak %.0f '
+                'MiB' % (q50['fastrbd']['baseline_rss_mib'],
+                         q50['fastrbd']['peak_child_rss_mib'])),
+    ]
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return '-'
+    if isinstance(value, bool):
+        return 'yes' if value else 'NO'
+    if isinstance(value, float):
+        return '%.2f' % value if abs(value) < 10 else '%.0f' % value
+    return str(value)
+
+
+def tables(results: dict) -> list:
+    """[(title, header, rows)] for every scenario, the limits, targets."""
+    out = []
+    for name, by_backend in results['scenarios'].items():
+        fast = by_backend.get('fastrbd')
+        rows = [[backend] + [_fmt(v) for v in row(m, fast)]
+                for backend, m in by_backend.items()]
+        out.append((name, ['backend'] + list(COLUMNS), rows))
+    lim = results['limits']
+    out.append(('physical limits (same run)', ['limit', 'value'],
+                [[k, _fmt(v)] for k, v in lim.items()]))
+    out.append(('targets', ['target', 'measured', 'goal', 'met', 'detail'],
+                [[t['target'], _fmt(float(t['measured'])), t['goal'],
+                  _fmt(t['met']), t['note']] for t in results['targets']]))
+    return out
+
+
+def markdown(results: dict) -> str:
+    lines = ['# fastclone-backend benchmark', '',
+             'Machine: %s' % json.dumps(results['machine']), '']
+    for title, header, rows in tables(results):
+        lines += ['## ' + title, '', '| ' + ' | '.join(header) + ' |',
+                  '|' + '---|' * len(header)]
+        lines += ['| ' + ' | '.join(r) + ' |' for r in rows]
+        lines.append('')
+    return '\n'.join(lines)
+
+
+def rst(results: dict, chart: str) -> str:
+    lines = [BEGIN, '', 'Measured %s on %s CPUs, %s GiB RAM, Python %s, %s.'
+             % (results['machine']['date'], results['machine']['cpus'],
+                results['machine']['memory_gib'],
+                results['machine']['python'], results['machine']['ceph']),
+             '', '.. image:: %s' % chart, '']
+    for title, header, rows in tables(results):
+        lines += ['.. list-table:: %s' % title, '   :header-rows: 1', '']
+        for cells in [header] + rows:
+            lines.append('   * - ' + cells[0])
+            lines += ['     - ' + (c or '-') for c in cells[1:]]
+        lines.append('')
+    lines.append(END)
+    return '\n'.join(lines)
+
+
+def chart(results: dict, path: str) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    from matplotlib import pyplot
+
+    names = list(results['scenarios'])
+    backends = ('rbd', 'qcow2', 'fastrbd')
+    fig, ax = pyplot.subplots(figsize=(11, 5))
+    width = 0.27
+    for i, backend in enumerate(backends):
+        values = [percentile(results['scenarios'][n].get(
+            backend, {}).get('times_ms', []), 50) or 0 for n in names]
+        ax.bar([x + (i - 1) * width for x in range(len(names))], values,
+               width, label='stock Nova %s' % backend
+               if backend != 'fastrbd' else 'fastrbd')
+    ax.axhline(results['limits']['clone_primitive_ms'], color='black',
+               linestyle='--', linewidth=1, label='librbd clone (limit)')
+    ax.set_yscale('log')
+    ax.set_ylabel('per-disk time, p50 (ms, log scale)')
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names, rotation=20, ha='right', fontsize=8)
+    ax.legend(fontsize=8)
+    ax.set_title('Root disk creation through Nova, per backend')
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    pyplot.close(fig)
+
+
+def update_readme(readme: str, section: str) -> None:
+    with open(readme) as f:
+        text = f.read()
+    if BEGIN not in text or END not in text:
+        raise ValueError('%s has no %r ... %r markers' % (readme, BEGIN, END))
+    head = text[:text.index(BEGIN)]
+    tail = text[text.index(END) + len(END):]
+    with open(readme, 'w') as f:
+        f.write(head + section + tail)
+
+
+def write(results: dict, out: str, readme=None) -> None:
+    with open(os.path.join(out, 'results.json'), 'w') as f:
+        json.dump(results, f, indent=1, sort_keys=True)
+    with open(os.path.join(out, 'results.md'), 'w') as f:
+        f.write(markdown(results))
+    chart(results, os.path.join(out, 'results.png'))
+    if readme:
+        rel = os.path.relpath(os.path.join(out, 'results.png'),
+                              os.path.dirname(os.path.abspath(readme)))
+        update_readme(readme, rst(results, rel))

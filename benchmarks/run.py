@@ -1,0 +1,258 @@
+"""fastrbd against stock Nova's Rbd and Qcow2 backends, on one lab.
+
+``python -m benchmarks.run [--smoke] [--out DIR] [--readme README.rst]``
+with the lab's FASTCLONE_* variables set (``tools/bench`` does all that).
+In one run, on the same cluster and the same Glance images, it creates
+instance root disks through Nova's real image-backend code with each
+backend (benchmarks/worker.py: one process per "host"), measures the
+physical limits beside them, and writes results.json, results.md and
+results.png (and, with --readme, the README's Performance section).
+"""
+
+import argparse
+import concurrent.futures
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from benchmarks import report
+
+MiB = 1 << 20
+BACKENDS = ('rbd', 'qcow2', 'fastrbd')
+FULL = dict(raw_mib=1024, qcow2_virtual_mib=1024, qcow2_data_mib=512,
+            big_mib=8192, big_data_mib=1024, single_repeat=3, sequential=50,
+            concurrent=100, qcow2_more=50, per_host=25, size_disks=20,
+            limit_repeat=3, root_gb=10)
+SMOKE = dict(raw_mib=16, qcow2_virtual_mib=32, qcow2_data_mib=16,
+             big_mib=64, big_data_mib=16, single_repeat=1, sequential=3,
+             concurrent=4, qcow2_more=2, per_host=2, size_disks=2,
+             limit_repeat=1, root_gb=1)
+
+
+def env(name):
+    return os.environ[name]
+
+
+class Lab:
+    """Glance and Ceph of the lab, for images and the limits."""
+
+    def __init__(self, workdir):
+        import glanceclient
+        import rados
+        self.workdir = workdir
+        self.glance = glanceclient.Client('2', endpoint=env(
+            'FASTCLONE_GLANCE_URL'), token=env('FASTCLONE_GLANCE_TOKEN'))
+        self.client = rados.Rados(conffile=env('FASTCLONE_CEPH_CONF'),
+                                  rados_id=env('FASTCLONE_NOVA_RBD_USER'))
+        self.client.connect(timeout=15)
+        self.images = []
+
+    def data_file(self, name, size_mib, data_mib):
+        """size_mib file: data_mib random MiB, then a hole."""
+        path = os.path.join(self.workdir, name)
+        with open(path, 'wb') as f:
+            for _ in range(data_mib):
+                f.write(os.urandom(MiB))
+            f.truncate(size_mib * MiB)
+        return path
+
+    def qcow2_file(self, name, virtual_mib, data_mib):
+        raw = self.data_file(name + '.raw', virtual_mib, data_mib)
+        path = os.path.join(self.workdir, name + '.qcow2')
+        subprocess.run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2',
+                        raw, path], check=True)
+        os.unlink(raw)
+        return path
+
+    def upload(self, path, disk_format):
+        image = self.glance.images.create(
+            name='fastclone-bench-' + os.path.basename(path),
+            disk_format=disk_format, container_format='bare')
+        self.images.append(image.id)
+        with open(path, 'rb') as f:
+            self.glance.images.upload(
+                image.id, f, backend=env('FASTCLONE_GLANCE_RBD_STORE'))
+        return self.glance.images.get(image.id)
+
+    def cleanup(self):
+        from fastclone_backend import basecache
+        from fastclone_backend import cluster
+        from fastclone_backend import novaflow
+        novaflow.start(novaflow.settings_from_env(self.workdir))
+        cache = basecache.BaseCache(cluster.SharedRBDDriver())
+        for image_id in self.images:
+            cache.remove_base(image_id)
+            self.glance.images.delete(image_id)
+        self.client.shutdown()
+
+
+def _timed(fn, repeat):
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _rbd(*args):
+    subprocess.run(['rbd', '--conf', env('FASTCLONE_CEPH_CONF'), '--id',
+                    env('FASTCLONE_NOVA_RBD_USER')] + list(args), check=True,
+                   capture_output=True)
+
+
+def measure_limits(lab, raw_image, raw_path, qcow2_image, qcow2_path, repeat):
+    """The physical limits, measured in the same run."""
+    import rbd
+    src = lab.client.open_ioctx(env('FASTCLONE_IMAGES_POOL'))
+    dst = lab.client.open_ioctx(env('FASTCLONE_VMS_POOL'))
+    clones = []
+    for i in range(20):
+        name = 'fastclone-bench-primitive-%d' % i
+        start = time.perf_counter()
+        rbd.RBD().clone(src, raw_image.id, 'snap', dst, name)
+        clones.append((time.perf_counter() - start) * 1000)
+        rbd.RBD().remove(dst, name)
+    src.close()
+    dst.close()
+    pool = env('FASTCLONE_VMS_POOL')
+
+    def rbd_import():
+        _rbd('import', '--no-progress', raw_path,
+             pool + '/fastclone-bench-imp')
+        _rbd('rm', '--no-progress', pool + '/fastclone-bench-imp')
+
+    def convert():
+        target = 'rbd:%s/fastclone-bench-conv:id=%s:conf=%s' % (
+            pool, env('FASTCLONE_NOVA_RBD_USER'), env('FASTCLONE_CEPH_CONF'))
+        subprocess.run(['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw',
+                        '-W', '-m', '16', qcow2_path, target], check=True)
+        _rbd('rm', '--no-progress', pool + '/fastclone-bench-conv')
+
+    def download():
+        for _chunk in lab.glance.images.data(qcow2_image.id):
+            pass
+    return {'clone_primitive_ms': statistics.median(clones),
+            'rbd_import_raw_s': _timed(rbd_import, repeat),
+            'qemu_img_convert_to_rbd_s': _timed(convert, repeat),
+            'glance_download_qcow2_s': _timed(download, repeat)}
+
+
+def worker(backend, image_id, count, threads=1, first_alone=False,
+           root_gb=10):
+    workdir = tempfile.mkdtemp(prefix='fastclone-bench-%s-' % backend)
+    cmd = [sys.executable, '-m', 'benchmarks.worker', '--backend', backend,
+           '--image', image_id, '--count', str(count), '--threads',
+           str(threads), '--workdir', workdir, '--root-gb', str(root_gb)]
+    if first_alone:
+        cmd.append('--first-alone')
+    proc = subprocess.run(cmd, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONWARNINGS='ignore'))
+    subprocess.run(['rm', '-rf', workdir], check=False)
+    if proc.returncode:
+        raise RuntimeError('worker %s failed: %s'
+                           % (backend, proc.stderr[-3000:]))
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def hosts(backend, image_id, count, root_gb, n=2):
+    """n workers ("hosts") at once; their results merged.
+
+    The wall time is the slower host's, from its first disk to its last.
+    """
+    with concurrent.futures.ThreadPoolExecutor(n) as pool:
+        runs = list(pool.map(lambda _: worker(backend, image_id, count,
+                                              root_gb=root_gb), range(n)))
+    merged = report.merge(runs)
+    merged['wall_s'] = max(r['wall_s'] for r in runs)
+    return merged
+
+
+def run(cfg, lab, log):
+    results = {'machine': machine(), 'config': cfg, 'scenarios': {}}
+    sc = results['scenarios']
+    log('images: uploading')
+    raw_path = lab.data_file('raw.img', cfg['raw_mib'], cfg['raw_mib'])
+    raw = lab.upload(raw_path, 'raw')
+    qcow2_path = lab.qcow2_file('q', cfg['qcow2_virtual_mib'],
+                                cfg['qcow2_data_mib'])
+    q_limits = lab.upload(qcow2_path, 'qcow2')
+    log('limits')
+    results['limits'] = measure_limits(lab, raw, raw_path, q_limits,
+                                       qcow2_path, cfg['limit_repeat'])
+    gb = cfg['root_gb']
+    for backend in BACKENDS:
+        log('1 raw: %s' % backend)
+        singles = [worker(backend, raw.id, 1, root_gb=gb)
+                   for _ in range(cfg['single_repeat'])]
+        sc.setdefault('raw: 1 disk', {})[backend] = report.merge(singles)
+        sc.setdefault('raw: %d sequential' % cfg['sequential'], {})[
+            backend] = worker(backend, raw.id, cfg['sequential'], root_gb=gb)
+        sc.setdefault('raw: %d concurrent' % cfg['concurrent'], {})[
+            backend] = worker(backend, raw.id, cfg['concurrent'],
+                              threads=cfg['concurrent'], root_gb=gb)
+        log('2 qcow2: %s' % backend)
+        image = lab.upload(qcow2_path, 'qcow2')
+        sc.setdefault('qcow2: first + %d' % cfg['qcow2_more'], {})[
+            backend] = worker(backend, image.id, cfg['qcow2_more'] + 1,
+                              first_alone=True, root_gb=gb)
+        log('3 two hosts: %s' % backend)
+        image = lab.upload(qcow2_path, 'qcow2')
+        sc.setdefault('qcow2: 2 hosts x %d' % cfg['per_host'], {})[
+            backend] = hosts(backend, image.id, cfg['per_host'], gb)
+    log('4 size')
+    big = lab.upload(lab.data_file('big.img', cfg['big_mib'],
+                                   cfg['big_data_mib']), 'raw')
+    for label, image in (('%d MiB' % cfg['raw_mib'], raw),
+                         ('%d MiB' % cfg['big_mib'], big)):
+        for backend in ('rbd', 'fastrbd'):
+            sc.setdefault('raw clone: %s' % label, {})[backend] = worker(
+                backend, image.id, cfg['size_disks'], root_gb=gb)
+    results['targets'] = report.targets(results)
+    return results
+
+
+def machine():
+    return {'cpus': os.cpu_count(), 'python': platform.python_version(),
+            'kernel': platform.release(),
+            'memory_gib': round(os.sysconf('SC_PAGE_SIZE') *
+                                os.sysconf('SC_PHYS_PAGES') / (1 << 30), 1),
+            'ceph': 'single node, 1 bluestore OSD on a sparse file, '
+                    'loopback (tools/lab)',
+            'date': time.strftime('%Y-%m-%d')}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--smoke', action='store_true',
+                        help='tiny images and few disks (CI)')
+    parser.add_argument('--out', default=os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), 'results'))
+    parser.add_argument('--readme', help='README.rst to update')
+    args = parser.parse_args(argv)
+    cfg = dict(SMOKE if args.smoke else FULL, smoke=args.smoke)
+    os.makedirs(args.out, exist_ok=True)
+    start = time.perf_counter()
+
+    def log(msg):
+        print('[bench %6.1fs] %s' % (time.perf_counter() - start, msg),
+              file=sys.stderr, flush=True)
+    with tempfile.TemporaryDirectory(prefix='fastclone-bench-') as tmp:
+        lab = Lab(tmp)
+        try:
+            results = run(cfg, lab, log)
+        finally:
+            lab.cleanup()
+    results['duration_s'] = time.perf_counter() - start
+    report.write(results, args.out, args.readme)
+    log('wrote %s' % args.out)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""One compute "host" of the benchmark, in its own process.
+
+``python -m benchmarks.worker --backend rbd|qcow2|fastrbd --image ID
+--count N [--threads T] [--first-alone] --workdir DIR`` parses a nova.conf
+like nova-compute (stock Nova for rbd and qcow2, nova-compute-fastrbd for
+fastrbd), creates N root disks from the image through Nova's real
+image-backend code, measures them, removes them, and prints one JSON line.
+
+Measured: each disk's time, failures, bytes downloaded from Glance, bytes
+allocated in Ceph by the images it created (rbd du's method), local disk
+used under its instances path, peak RSS of itself and of its children
+(qemu-img, rbd), and conversions/imports done.
+"""
+
+import argparse
+import concurrent.futures
+import json
+import os
+import resource
+import shutil
+import sys
+import time
+
+from fastclone_backend import novaflow
+
+COUNTS = {'downloaded_bytes': 0, 'conversions': 0, 'imports': 0}
+
+
+def _count_nova_work():
+    """Count Glance bytes and conversions/imports done by Nova itself."""
+    from nova.image import glance
+    from nova.storage import rbd_utils
+    from nova.virt import images
+
+    download = glance.API.download
+
+    class Counting:
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, chunk):
+            COUNTS['downloaded_bytes'] += len(chunk)
+            return self.f.write(chunk)
+
+    def counted_download(self, context, image_id, data=None, dest_path=None,
+                         trusted_certs=None):
+        result = download(self, context, image_id,
+                          data=Counting(data) if data is not None else None,
+                          dest_path=dest_path, trusted_certs=trusted_certs)
+        if dest_path and os.path.exists(dest_path):
+            COUNTS['downloaded_bytes'] += os.path.getsize(dest_path)
+        return result
+
+    glance.API.download = counted_download
+    _count_calls(images, 'convert_image', 'conversions')
+    _count_calls(rbd_utils.RBDDriver, 'import_image', 'imports')
+
+
+def _count_calls(owner, name, key):
+    original = getattr(owner, name)
+
+    def counted(*args, **kwargs):
+        COUNTS[key] += 1
+        return original(*args, **kwargs)
+    setattr(owner, name, counted)
+
+
+def _rss_mib():
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _allocated_bytes(workdir):
+    total = 0
+    for root, _dirs, files in os.walk(workdir):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+            except FileNotFoundError:
+                pass
+    return total
+
+
+class Ceph:
+    """The vms pool, to see what the run allocated there."""
+
+    def __init__(self):
+        import rados
+        self.client = rados.Rados(
+            conffile=os.environ['FASTCLONE_CEPH_CONF'],
+            rados_id=os.environ['FASTCLONE_NOVA_RBD_USER'])
+        self.client.connect(timeout=15)
+        self.ioctx = self.client.open_ioctx(os.environ['FASTCLONE_VMS_POOL'])
+
+    def names(self):
+        import rbd
+        return set(rbd.RBD().list(self.ioctx))
+
+    def allocated(self, name):
+        import rbd
+        total = [0]
+
+        def add(offset, length, exists):
+            if exists:
+                total[0] += length
+        try:
+            with rbd.Image(self.ioctx, name, read_only=True) as img:
+                img.diff_iterate(0, img.size(), None, add,
+                                 include_parent=False, whole_object=True)
+        except rbd.ImageNotFound:
+            return 0
+        return total[0]
+
+    def close(self):
+        self.ioctx.close()
+        self.client.shutdown()
+
+
+def _settings(args):
+    helper = os.path.join(os.path.dirname(sys.executable), 'privsep-helper')
+    extra = ('[nova_sys_admin]\nhelper_command = %s --config-file %s\n'
+             % (helper, os.path.join(args.workdir, 'nova.conf')))
+    settings = novaflow.settings_from_env(args.workdir, extra + args.conf)
+    settings.images_type = args.backend
+    return settings
+
+
+def _spawn(ctx, image_id, root_gb, made):
+    from nova.virt.libvirt import utils as libvirt_utils
+    from oslo_utils import fileutils
+    instance = novaflow.make_instance(root_gb)
+    fileutils.ensure_tree(libvirt_utils.get_instance_path(instance))
+    start = time.perf_counter()
+    novaflow.create_root_disk(ctx, instance, image_id)
+    made.append(instance)
+    return (time.perf_counter() - start) * 1000
+
+
+def _run(ctx, args, made):
+    times, errors = [], []
+
+    def one(_):
+        return _spawn(ctx, args.image, args.root_gb, made)
+    first = None
+    count = args.count
+    if args.first_alone:
+        first = one(0)
+        count -= 1
+    start = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(args.threads) as pool:
+        for future in [pool.submit(one, i) for i in range(count)]:
+            try:
+                times.append(future.result())
+            except Exception as e:
+                errors.append('%s: %s' % (type(e).__name__, e))
+    return first, times, errors, time.perf_counter() - start
+
+
+def _cleanup(made, backend):
+    from nova.virt.libvirt import utils as libvirt_utils
+    for instance in made:
+        if backend == 'qcow2':
+            shutil.rmtree(libvirt_utils.get_instance_path(instance),
+                          ignore_errors=True)
+        else:
+            novaflow.delete_instance_disks(instance)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--backend', choices=('rbd', 'qcow2', 'fastrbd'),
+                        required=True)
+    parser.add_argument('--image', required=True)
+    parser.add_argument('--count', type=int, default=1)
+    parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument('--first-alone', action='store_true')
+    parser.add_argument('--root-gb', type=int, default=10)
+    parser.add_argument('--workdir', required=True)
+    parser.add_argument('--conf', default='')
+    args = parser.parse_args()
+
+    from fastclone_backend import cache
+    ctx = novaflow.start(_settings(args), hooked=args.backend == 'fastrbd')
+    _count_nova_work()
+    ceph = Ceph()
+    before = ceph.names()
+    baseline = _rss_mib()
+    made = []
+    first, times, errors, wall = _run(ctx, args, made)
+    new = ceph.names() - before
+    result = {
+        'backend': args.backend, 'first_ms': first, 'times_ms': times,
+        'wall_s': wall, 'failures': len(errors), 'errors': errors[:5],
+        'downloaded_bytes': COUNTS['downloaded_bytes'],
+        'conversions': COUNTS['conversions'] + cache.STATS['conversions'],
+        'imports': COUNTS['imports'] + cache.STATS['imports'],
+        'ceph_allocated_bytes': sum(ceph.allocated(n) for n in new),
+        'local_disk_bytes': _allocated_bytes(args.workdir),
+        'baseline_rss_mib': baseline,
+        'peak_rss_mib': resource.getrusage(
+            resource.RUSAGE_SELF).ru_maxrss / 1024,
+        'peak_child_rss_mib': resource.getrusage(
+            resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+    }
+    _cleanup(made, args.backend)
+    ceph.close()
+    shutil.rmtree(os.path.join(args.workdir, 'instances'), ignore_errors=True)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
