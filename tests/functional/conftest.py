@@ -37,6 +37,28 @@ class Lab:
     file_store: str
 
 
+ENV_NAMES = {'ceph_conf': 'FASTCLONE_CEPH_CONF', 'fsid': 'FASTCLONE_CEPH_FSID',
+             'admin_user': 'FASTCLONE_CEPH_ADMIN_USER',
+             'nova_user': 'FASTCLONE_NOVA_RBD_USER',
+             'glance_user': 'FASTCLONE_GLANCE_RBD_USER',
+             'images_pool': 'FASTCLONE_IMAGES_POOL',
+             'vms_pool': 'FASTCLONE_VMS_POOL',
+             'glance_url': 'FASTCLONE_GLANCE_URL',
+             'glance_token': 'FASTCLONE_GLANCE_TOKEN',
+             'rbd_store': 'FASTCLONE_GLANCE_RBD_STORE',
+             'file_store': 'FASTCLONE_GLANCE_FILE_STORE'}
+
+
+def lab_environ(lab) -> dict:
+    """The environment for a subprocess ("another host") on this lab.
+
+    This process's environment plus the lab's FASTCLONE_* variables.
+    """
+    env = dict(os.environ, PYTHONWARNINGS='ignore')
+    env.update({ENV_NAMES[key]: value for key, value in vars(lab).items()})
+    return env
+
+
 def _parse_env(text):
     env = {}
     for line in text.splitlines():
@@ -48,17 +70,7 @@ def _parse_env(text):
 
 
 def _lab_from(env):
-    return Lab(ceph_conf=env['FASTCLONE_CEPH_CONF'],
-               fsid=env['FASTCLONE_CEPH_FSID'],
-               admin_user=env['FASTCLONE_CEPH_ADMIN_USER'],
-               nova_user=env['FASTCLONE_NOVA_RBD_USER'],
-               glance_user=env['FASTCLONE_GLANCE_RBD_USER'],
-               images_pool=env['FASTCLONE_IMAGES_POOL'],
-               vms_pool=env['FASTCLONE_VMS_POOL'],
-               glance_url=env['FASTCLONE_GLANCE_URL'],
-               glance_token=env['FASTCLONE_GLANCE_TOKEN'],
-               rbd_store=env['FASTCLONE_GLANCE_RBD_STORE'],
-               file_store=env['FASTCLONE_GLANCE_FILE_STORE'])
+    return Lab(**{key: env[name] for key, name in ENV_NAMES.items()})
 
 
 def _run(*args):

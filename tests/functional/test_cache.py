@@ -17,19 +17,9 @@ import rbd
 
 from fastclone_backend import cache
 from fastclone_backend import novaflow
+from tests.functional.conftest import lab_environ
 from tests.functional.conftest import make_data
 from tests.functional.conftest import REPO
-
-ENV_NAMES = {'ceph_conf': 'FASTCLONE_CEPH_CONF', 'fsid': 'FASTCLONE_CEPH_FSID',
-             'admin_user': 'FASTCLONE_CEPH_ADMIN_USER',
-             'nova_user': 'FASTCLONE_NOVA_RBD_USER',
-             'glance_user': 'FASTCLONE_GLANCE_RBD_USER',
-             'images_pool': 'FASTCLONE_IMAGES_POOL',
-             'vms_pool': 'FASTCLONE_VMS_POOL',
-             'glance_url': 'FASTCLONE_GLANCE_URL',
-             'glance_token': 'FASTCLONE_GLANCE_TOKEN',
-             'rbd_store': 'FASTCLONE_GLANCE_RBD_STORE',
-             'file_store': 'FASTCLONE_GLANCE_FILE_STORE'}
 
 
 def _qcow2(images, data, name='img'):
@@ -41,8 +31,7 @@ def _qcow2(images, data, name='img'):
 
 
 def _spawner_cmd(lab, image_id, workdir, count=1, threads=1, conf=''):
-    env = dict(os.environ, PYTHONWARNINGS='ignore')
-    env.update({ENV_NAMES[k]: v for k, v in vars(lab).items()})
+    env = lab_environ(lab)
     cmd = [sys.executable, '-m', 'tests.functional.spawner', '--image',
            image_id, '--count', str(count), '--threads', str(threads),
            '--workdir', str(workdir), '--conf', conf]

@@ -1,0 +1,42 @@
+"""The benchmark's smoke run, so it cannot rot (issue: benchmark)."""
+
+import json
+import subprocess
+import sys
+
+from tests.functional.conftest import lab_environ
+from tests.functional.conftest import REPO
+
+BACKENDS = {'rbd', 'qcow2', 'fastrbd'}
+
+
+def test_benchmark_smoke_runs_end_to_end(lab, tmp_path):
+    env = lab_environ(lab)
+    proc = subprocess.run(
+        [sys.executable, '-m', 'benchmarks.run', '--smoke', '--out',
+         str(tmp_path)], cwd=REPO, env=env, capture_output=True, text=True,
+        timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(tmp_path / 'results.json') as f:
+        results = json.load(f)
+    assert set(results['limits']) == {
+        'clone_primitive_ms', 'rbd_import_raw_s',
+        'qemu_img_convert_to_rbd_s', 'glance_download_qcow2_s'}
+    assert all(v > 0 for v in results['limits'].values())
+    scenarios = results['scenarios']
+    assert len(scenarios) == 7
+    for name, by_backend in scenarios.items():
+        expected = BACKENDS if not name.startswith('raw clone') else \
+            {'rbd', 'fastrbd'}
+        assert set(by_backend) == expected, name
+        for backend, metrics in by_backend.items():
+            assert metrics['failures'] == 0, (name, backend,
+                                              metrics['errors'])
+            assert metrics['times_ms'], (name, backend)
+    two_hosts = next(v for k, v in scenarios.items() if '2 hosts' in k)
+    assert two_hosts['fastrbd']['conversions'] == 1
+    assert two_hosts['rbd']['conversions'] == 2
+    assert len(results['targets']) == 7
+    md = (tmp_path / 'results.md').read_text()
+    assert '## targets' in md and '| fastrbd |' in md
+    assert (tmp_path / 'results.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
