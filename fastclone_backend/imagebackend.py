@@ -119,10 +119,30 @@ class FastRbd(imagebackend.Rbd):
             snap_size)
 
     def _clone_from_cache(self, context, image_meta, size) -> None:
-        """Clone the cluster-wide cached base (populating it if needed)."""
+        """Clone the cluster-wide cached base (populating it if needed).
+
+        A base evicted by another host between the check and the clone
+        makes the clone fail with ImageNotFound: then it is tried once more
+        through the cache, which repopulates it.
+        """
         image_id = image_meta['id']
         target = size if size is not None else flavor_root_bytes(
             self.instance)
+        for attempt in (1, 2):
+            url, base_size = self._cached_base(context, image_meta, target)
+            try:
+                self._clone_from(location.parse(url), image_id)
+                break
+            except rbd_utils.rbd.ImageNotFound:
+                if attempt == 2:
+                    raise
+                LOG.warning('image %(image)s: cached base vanished before '
+                            'the clone (evicted?); trying again',
+                            {'image': image_id})
+        self._made_size = self._grow(target, base_size)
+
+    def _cached_base(self, context, image_meta, target):
+        image_id = image_meta['id']
         try:
             url, base_size, hit = basecache.BaseCache(self.driver).ensure(
                 context, image_meta, target)
@@ -132,8 +152,7 @@ class FastRbd(imagebackend.Rbd):
         LOG.info('image %(image)s: cache %(what)s for %(disk)s',
                  {'image': image_id, 'what': 'hit' if hit else 'miss',
                   'disk': self.rbd_name})
-        self._clone_from(location.parse(url), image_id)
-        self._made_size = self._grow(target, base_size)
+        return url, base_size
 
     def _policy(self) -> location.Policy:
         return location.Policy(

@@ -285,6 +285,23 @@ class FastRbdCacheTestCase(base.TestCase):
         self.driver['resize'].assert_called_once_with(self.disk.rbd_name,
                                                       3 * units.Gi)
 
+    def test_base_evicted_before_the_clone_is_retried_once(self):
+        self.image_api.get.return_value = _meta(disk_format='qcow2')
+        self.ensure.return_value = (self.base_url, units.Gi, True)
+        self.driver['clone'].side_effect = [fakes.RbdImageNotFound('gone'),
+                                            None]
+        self.disk.clone(mock.sentinel.ctx, IMAGE_ID)
+        self.assertEqual(2, self.ensure.call_count)
+        self.assertEqual(2, self.driver['clone'].call_count)
+
+    def test_base_vanishing_twice_is_an_error(self):
+        self.image_api.get.return_value = _meta(disk_format='qcow2')
+        self.ensure.return_value = (self.base_url, units.Gi, True)
+        self.driver['clone'].side_effect = fakes.RbdImageNotFound('gone')
+        self.assertRaises(fakes.RbdImageNotFound, self.disk.clone,
+                          mock.sentinel.ctx, IMAGE_ID)
+        self.assertEqual(2, self.ensure.call_count)
+
     def test_rejected_image_is_image_unacceptable(self):
         self.image_api.get.return_value = _meta(disk_format='qcow2')
         self.ensure.side_effect = fc_exception.ImageRejected(
