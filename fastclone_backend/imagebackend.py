@@ -91,6 +91,8 @@ class FastRbd(imagebackend.Rbd):
         image_meta = imagebackend.IMAGE_API.get(context, image_href,
                                                 include_locations=True)
         image_id = image_meta.get('id') or image_href
+        target = size if size is not None else flavor_root_bytes(
+            self.instance)
         source, reasons = self._select_source(
             image_meta, location.candidate_urls(image_meta))
         if (source is None and CONF.fastclone.use_location_api and
@@ -109,16 +111,14 @@ class FastRbd(imagebackend.Rbd):
                 LOG.debug('image %(image)s: not clonable in place: %(why)s',
                           {'image': image_id,
                            'why': self._refusal(reasons)})
-                return self._clone_from_cache(context, image_meta, size)
+                return self._clone_from_cache(context, image_meta, target)
             raise exception.ImageUnacceptable(
                 image_id=image_id, reason=self._refusal(reasons))
         loc, snap_size = source
         self._clone_from(loc, image_id)
-        self._made_size = self._grow(
-            size if size is not None else flavor_root_bytes(self.instance),
-            snap_size)
+        self._made_size = self._grow(target, snap_size)
 
-    def _clone_from_cache(self, context, image_meta, size) -> None:
+    def _clone_from_cache(self, context, image_meta, target: int) -> None:
         """Clone the cluster-wide cached base (populating it if needed).
 
         A base evicted by another host between the check and the clone
@@ -126,8 +126,6 @@ class FastRbd(imagebackend.Rbd):
         through the cache, which repopulates it.
         """
         image_id = image_meta['id']
-        target = size if size is not None else flavor_root_bytes(
-            self.instance)
         for attempt in (1, 2):
             url, base_size = self._cached_base(context, image_meta, target)
             try:
