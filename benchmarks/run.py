@@ -235,6 +235,8 @@ def main(argv=None):
         os.path.dirname(os.path.abspath(__file__)), 'results'))
     parser.add_argument('--readme', help='README.rst to update')
     args = parser.parse_args(argv)
+    if args.smoke and args.readme:
+        parser.error('--readme takes a full run\'s results, not --smoke')
     cfg = dict(SMOKE if args.smoke else FULL, smoke=args.smoke)
     os.makedirs(args.out, exist_ok=True)
     start = time.perf_counter()

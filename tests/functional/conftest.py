@@ -98,24 +98,36 @@ def _check_reachable(lab):
     assert lab.rbd_store in stores and lab.file_store in stores, stores
 
 
+def _lab_running():
+    return subprocess.run([LAB, 'status'], capture_output=True).returncode == 0
+
+
 @pytest.fixture(scope='session')
 def lab():
-    started = False
-    if 'FASTCLONE_CEPH_CONF' in os.environ:
-        env = os.environ
-    else:
-        _run(LAB, 'up')
-        started = os.environ.get('FASTCLONE_LAB_KEEP') != '1'
-        env = _parse_env(_run(LAB, 'env'))
-    info = _lab_from(env)
+    """The lab named by FASTCLONE_* variables, else this project's.
+
+    This session stops the project's lab at the end only if it started it
+    (FASTCLONE_LAB_KEEP=1 keeps it), also when starting it failed halfway.
+    """
+    stop = False
     try:
-        _check_reachable(info)
-    except Exception as e:
-        pytest.fail('the lab cannot be reached (%s: %s); see tools/lab '
-                    'status' % (type(e).__name__, e), pytrace=False)
-    yield info
-    if started:
-        _run(LAB, 'down')
+        if 'FASTCLONE_CEPH_CONF' in os.environ:
+            env = os.environ
+        else:
+            stop = not _lab_running() and \
+                os.environ.get('FASTCLONE_LAB_KEEP') != '1'
+            _run(LAB, 'up')
+            env = _parse_env(_run(LAB, 'env'))
+        info = _lab_from(env)
+        try:
+            _check_reachable(info)
+        except Exception as e:
+            pytest.fail('the lab cannot be reached (%s: %s); see tools/lab '
+                        'status' % (type(e).__name__, e), pytrace=False)
+        yield info
+    finally:
+        if stop:
+            _run(LAB, 'down')
 
 
 @pytest.fixture(scope='session')
