@@ -41,6 +41,7 @@ def test_image_in_file_store_has_no_rbd_location(lab, images):
     image = images.upload(images.write(data), store=lab.file_store)
 
     assert image.stores == lab.file_store
-    urls = [image.direct_url] + [loc['url'] for loc in image.locations]
-    assert urls and all(url.startswith('file://') for url in urls), urls
-    assert not any(url.startswith('rbd://') for url in urls)
+    assert image.direct_url.startswith('file://'), image.direct_url
+    assert image.locations, 'show_multiple_locations is off'
+    urls = [loc['url'] for loc in image.locations]
+    assert all(url.startswith('file://') for url in urls), urls

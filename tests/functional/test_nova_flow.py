@@ -107,20 +107,26 @@ def admin(lab):
     client.shutdown()
 
 
-def _min_compat(admin_client, release):
+def _min_compat(admin_client, release=None):
+    """Set require_min_compat_client (or read it); returns the old value."""
     import json
-    ret, _, err = admin_client.mon_command(json.dumps(
-        {'prefix': 'osd set-require-min-compat-client',
-         'version': release}), b'')
+    ret, out, err = admin_client.mon_command(json.dumps(
+        {'prefix': 'osd get-require-min-compat-client'}), b'')
     assert ret == 0, err
+    if release:
+        ret, _, err = admin_client.mon_command(json.dumps(
+            {'prefix': 'osd set-require-min-compat-client',
+             'version': release}), b'')
+        assert ret == 0, err
+    return out.decode().strip()
 
 
 @pytest.fixture
 def luminous_cluster(admin):
     """A cluster whose clients may be pre-mimic: librbd makes clone v1."""
-    _min_compat(admin, 'luminous')
+    before = _min_compat(admin, 'luminous')
     yield admin
-    _min_compat(admin, 'mimic')
+    _min_compat(admin, before)
 
 
 def _is_clone_v2(ioctx, name):

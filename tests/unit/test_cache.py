@@ -166,7 +166,11 @@ def test_failed_renewal_marks_the_lease_lost():
             break
         threading.Event().wait(0.1)
     assert lease.lost
-    lease.release()  # unlock of a lost lock only warns
+    ioctx.holder = 'another-host'   # expired, then taken by someone else
+    with mock.patch.object(cache.LOG, 'warning', autospec=True) as warning:
+        lease.release()             # only warns: the lock is not ours
+    assert warning.call_count == 1
+    assert ioctx.holder == 'another-host'
 
 
 # ------------------------------------------------------------- progress

@@ -265,7 +265,8 @@ class FastRbdCacheTestCase(base.TestCase):
         for name in ('get_fsid', 'clone', 'resize', 'remove_image'):
             self.driver[name] = self.useFixture(fixtures.MockPatch(
                 'fastclone_backend.cluster.SharedRBDDriver.' + name,
-                autospec=True, return_value=FSID)).mock
+                autospec=True,
+                return_value=FSID if name == 'get_fsid' else None)).mock
         self.instance = objects.Instance(
             uuid='a1b2c3d4-0000-4000-8000-000000000002',
             flavor=objects.Flavor(root_gb=3))
