@@ -81,9 +81,10 @@ def targets(results: dict) -> list:
     lim = results['limits']
     seq = _scenario(results, 'raw: ', 'sequential')
     fast_p50 = percentile(seq['fastrbd']['times_ms'], 50)
-    sizes = [v for k, v in results['scenarios'].items()
-             if k.startswith('raw clone: ')]
-    small, big = (percentile(s['fastrbd']['times_ms'], 50) for s in sizes)
+    cfg = results['config']
+    small, big = (percentile(_scenario(results, 'raw clone: %d MiB' % mib)[
+        'fastrbd']['times_ms'], 50) for mib in (cfg['raw_mib'],
+                                                cfg['big_mib']))
     q50 = _scenario(results, 'qcow2: first')
     two = _scenario(results, 'qcow2: 2 hosts')
     conc = _scenario(results, 'raw: ', 'concurrent')

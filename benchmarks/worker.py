@@ -147,8 +147,11 @@ def _run(ctx, args, made):
     first = None
     count = args.count
     if args.first_alone:
-        first = one(0)
         count -= 1
+        try:
+            first = one(0)
+        except Exception as e:
+            errors.append('%s: %s' % (type(e).__name__, e))
     start = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(args.threads) as pool:
         for future in [pool.submit(one, i) for i in range(count)]:
@@ -189,24 +192,28 @@ def main():
     before = ceph.names()
     baseline = _rss_mib()
     made = []
-    first, times, errors, wall = _run(ctx, args, made)
-    new = ceph.names() - before
+    try:
+        first, times, errors, wall = _run(ctx, args, made)
+        new = ceph.names() - before
+        allocated = sum(ceph.allocated(n) for n in new)
+        local = _allocated_bytes(args.workdir)
+    finally:
+        _cleanup(made, args.backend)
+        ceph.close()
     result = {
         'backend': args.backend, 'first_ms': first, 'times_ms': times,
         'wall_s': wall, 'failures': len(errors), 'errors': errors[:5],
         'downloaded_bytes': COUNTS['downloaded_bytes'],
         'conversions': COUNTS['conversions'] + cache.STATS['conversions'],
         'imports': COUNTS['imports'] + cache.STATS['imports'],
-        'ceph_allocated_bytes': sum(ceph.allocated(n) for n in new),
-        'local_disk_bytes': _allocated_bytes(args.workdir),
+        'ceph_allocated_bytes': allocated,
+        'local_disk_bytes': local,
         'baseline_rss_mib': baseline,
         'peak_rss_mib': resource.getrusage(
             resource.RUSAGE_SELF).ru_maxrss / 1024,
         'peak_child_rss_mib': resource.getrusage(
             resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
     }
-    _cleanup(made, args.backend)
-    ceph.close()
     shutil.rmtree(os.path.join(args.workdir, 'instances'), ignore_errors=True)
     print(json.dumps(result))
     return 0

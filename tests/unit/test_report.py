@@ -20,6 +20,7 @@ def _m(backend, times, wall, first=None, **kw):
 def _results():
     three = ('rbd', 'qcow2', 'fastrbd')
     return {
+        'config': {'raw_mib': 1024, 'big_mib': 8192},
         'machine': {'date': '2026-11-21', 'cpus': 2, 'memory_gib': 23.5,
                     'python': '3.11.7', 'ceph': 'lab'},
         'limits': {'clone_primitive_ms': 20.0, 'rbd_import_raw_s': 1.8,
