@@ -1,10 +1,12 @@
 """One compute "host" of the benchmark, in its own process.
 
 ``python -m benchmarks.worker --backend rbd|qcow2|fastrbd --image ID
---count N [--threads T] [--first-alone] --workdir DIR`` parses a nova.conf
-like nova-compute (stock Nova for rbd and qcow2, nova-compute-fastrbd for
-fastrbd), creates N root disks from the image through Nova's real
-image-backend code, measures them, removes them, and prints one JSON line.
+--count N [--threads T] [--first-alone] [--keep] --workdir DIR`` parses a
+nova.conf like nova-compute (stock Nova for rbd and qcow2,
+nova-compute-fastrbd for fastrbd), creates N root disks from the image
+through Nova's real image-backend code, measures them, removes them (unless
+--keep), and prints one JSON line.  The functional tests use it as
+"another compute host" too.
 
 Measured: each disk's time, failures, bytes downloaded from Glance, bytes
 allocated in Ceph by the images it created (rbd du's method), local disk
@@ -182,7 +184,10 @@ def main():
     parser.add_argument('--first-alone', action='store_true')
     parser.add_argument('--root-gb', type=int, default=10)
     parser.add_argument('--workdir', required=True)
-    parser.add_argument('--conf', default='')
+    parser.add_argument('--conf', default='',
+                        help='more nova.conf text, e.g. a [fastclone] part')
+    parser.add_argument('--keep', action='store_true',
+                        help='leave the disks for the caller to inspect')
     args = parser.parse_args()
 
     from fastclone_backend import cache
@@ -198,7 +203,8 @@ def main():
         allocated = sum(ceph.allocated(n) for n in new)
         local = _allocated_bytes(args.workdir)
     finally:
-        _cleanup(made, args.backend)
+        if not args.keep:
+            _cleanup(made, args.backend)
         ceph.close()
     result = {
         'backend': args.backend, 'first_ms': first, 'times_ms': times,
@@ -213,8 +219,13 @@ def main():
             resource.RUSAGE_SELF).ru_maxrss / 1024,
         'peak_child_rss_mib': resource.getrusage(
             resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        'disks': [novaflow.root_disk(i).rbd_name for i in made]
+        if args.keep and args.backend != 'qcow2' else [],
+        'cache_stats': dict(cache.STATS),
     }
-    shutil.rmtree(os.path.join(args.workdir, 'instances'), ignore_errors=True)
+    if not args.keep:
+        shutil.rmtree(os.path.join(args.workdir, 'instances'),
+                      ignore_errors=True)
     print(json.dumps(result))
     return 0
 

@@ -1,7 +1,7 @@
 """The cluster-wide converted-image cache, on the real lab.
 
 Other "hosts" are separate processes with their own instances path
-(tests/functional/spawner.py).
+(benchmarks/worker.py --keep).
 """
 
 import json
@@ -31,11 +31,12 @@ def _qcow2(images, data, name='img'):
 
 
 def _spawner_cmd(lab, image_id, workdir, count=1, threads=1, conf=''):
-    env = lab_environ(lab)
-    cmd = [sys.executable, '-m', 'tests.functional.spawner', '--image',
-           image_id, '--count', str(count), '--threads', str(threads),
-           '--workdir', str(workdir), '--conf', conf]
-    return cmd, env
+    """Another compute host: benchmarks/worker.py, keeping its disks."""
+    cmd = [sys.executable, '-m', 'benchmarks.worker', '--backend', 'fastrbd',
+           '--keep', '--root-gb', '1', '--image', image_id, '--count',
+           str(count), '--threads', str(threads), '--workdir', str(workdir),
+           '--conf', conf]
+    return cmd, lab_environ(lab)
 
 
 def _spawn_elsewhere(lab, image_id, workdir, **kwargs):
@@ -142,8 +143,8 @@ def test_qcow2_populates_once_then_another_host_clones(
 
     other = _spawn_elsewhere(lab, image.id, tmp_path / 'host2')
     assert other['errors'] == []
-    assert other['stats'].get('downloads', 0) == 0
-    assert other['stats'].get('conversions', 0) == 0
+    assert other['cache_stats'].get('downloads', 0) == 0
+    assert other['conversions'] == 0
     assert _parent(vms, other['disks'][0]) == (lab.vms_pool, base, 'snap')
     assert _head(vms, other['disks'][0], len(data)) == data
     workdir = tmp_path / 'host2' / 'instances' / 'fastclone'
@@ -172,8 +173,8 @@ def test_twenty_concurrent_spawns_from_four_hosts_convert_once(
     finally:
         _kill(procs)
     assert [r['errors'] for r in results] == [[]] * 4
-    assert sum(r['stats'].get('downloads', 0) for r in results) == 1
-    assert sum(r['stats'].get('conversions', 0) for r in results) == 1
+    assert sum(r['cache_stats'].get('downloads', 0) for r in results) == 1
+    assert sum(r['conversions'] for r in results) == 1
     disks = [d for r in results for d in r['disks']]
     assert len(set(disks)) == 20
     base = cache.base_name(image.id)
