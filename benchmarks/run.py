@@ -21,6 +21,7 @@ import tempfile
 import time
 
 from benchmarks import report
+from fastclone_backend import labkit
 
 MiB = 1 << 20
 BACKENDS = ('rbd', 'qcow2', 'fastrbd')
@@ -34,60 +35,40 @@ SMOKE = dict(raw_mib=16, qcow2_virtual_mib=32, qcow2_data_mib=16,
              limit_repeat=1, root_gb=1)
 
 
-def env(name):
-    return os.environ[name]
+env = labkit.env
 
 
 class Lab:
     """Glance and Ceph of the lab, for images and the limits."""
 
     def __init__(self, workdir):
-        import glanceclient
         import rados
         self.workdir = workdir
-        self.glance = glanceclient.Client('2', endpoint=env(
-            'FASTCLONE_GLANCE_URL'), token=env('FASTCLONE_GLANCE_TOKEN'))
+        self.glance = labkit.glance()
         self.client = rados.Rados(conffile=env('FASTCLONE_CEPH_CONF'),
                                   rados_id=env('FASTCLONE_NOVA_RBD_USER'))
         self.client.connect(timeout=15)
         self.images = []
 
     def data_file(self, name, size_mib, data_mib):
-        """size_mib file: data_mib random MiB, then a hole."""
-        path = os.path.join(self.workdir, name)
-        with open(path, 'wb') as f:
-            for _ in range(data_mib):
-                f.write(os.urandom(MiB))
-            f.truncate(size_mib * MiB)
-        return path
+        return labkit.data_file(os.path.join(self.workdir, name), size_mib,
+                                data_mib)
 
     def qcow2_file(self, name, virtual_mib, data_mib):
-        raw = self.data_file(name + '.raw', virtual_mib, data_mib)
-        path = os.path.join(self.workdir, name + '.qcow2')
-        subprocess.run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2',
-                        raw, path], check=True)
+        raw = self.data_file(name, virtual_mib, data_mib)
+        path = labkit.qcow2_of(raw)
         os.unlink(raw)
         return path
 
     def upload(self, path, disk_format):
-        image = self.glance.images.create(
-            name='fastclone-bench-' + os.path.basename(path),
-            disk_format=disk_format, container_format='bare')
+        image = labkit.upload(self.glance, path, disk_format)
         self.images.append(image.id)
-        with open(path, 'rb') as f:
-            self.glance.images.upload(
-                image.id, f, backend=env('FASTCLONE_GLANCE_RBD_STORE'))
-        return self.glance.images.get(image.id)
+        return image
 
     def cleanup(self):
-        from fastclone_backend import basecache
-        from fastclone_backend import cluster
         from fastclone_backend import novaflow
         novaflow.start(novaflow.settings_from_env(self.workdir))
-        cache = basecache.BaseCache(cluster.SharedRBDDriver())
-        for image_id in self.images:
-            cache.remove_base(image_id)
-            self.glance.images.delete(image_id)
+        labkit.remove_images(self.glance, self.images)
         self.client.shutdown()
 
 
@@ -108,18 +89,6 @@ def _rbd(*args):
 
 def measure_limits(lab, raw_image, raw_path, qcow2_image, qcow2_path, repeat):
     """The physical limits, measured in the same run."""
-    import rbd
-    src = lab.client.open_ioctx(env('FASTCLONE_IMAGES_POOL'))
-    dst = lab.client.open_ioctx(env('FASTCLONE_VMS_POOL'))
-    clones = []
-    for i in range(20):
-        name = 'fastclone-bench-primitive-%d' % i
-        start = time.perf_counter()
-        rbd.RBD().clone(src, raw_image.id, 'snap', dst, name)
-        clones.append((time.perf_counter() - start) * 1000)
-        rbd.RBD().remove(dst, name)
-    src.close()
-    dst.close()
     pool = env('FASTCLONE_VMS_POOL')
 
     def rbd_import():
@@ -137,7 +106,8 @@ def measure_limits(lab, raw_image, raw_path, qcow2_image, qcow2_path, repeat):
     def download():
         for _chunk in lab.glance.images.data(qcow2_image.id):
             pass
-    return {'clone_primitive_ms': statistics.median(clones),
+    return {'clone_primitive_ms': labkit.clone_primitive_ms(raw_image.id,
+                                                            20),
             'rbd_import_raw_s': _timed(rbd_import, repeat),
             'qemu_img_convert_to_rbd_s': _timed(convert, repeat),
             'glance_download_qcow2_s': _timed(download, repeat)}
@@ -179,7 +149,7 @@ def run(cfg, lab, log):
     log('images: uploading')
     raw_path = lab.data_file('raw.img', cfg['raw_mib'], cfg['raw_mib'])
     raw = lab.upload(raw_path, 'raw')
-    qcow2_path = lab.qcow2_file('q', cfg['qcow2_virtual_mib'],
+    qcow2_path = lab.qcow2_file('q.raw', cfg['qcow2_virtual_mib'],
                                 cfg['qcow2_data_mib'])
     q_limits = lab.upload(qcow2_path, 'qcow2')
     log('limits')

@@ -30,61 +30,18 @@ import sys
 import tempfile
 import time
 
+from fastclone_backend import labkit
+
 MiB = 1 << 20
 
 
-def _env(name):
-    try:
-        return os.environ[name]
-    except KeyError:
-        sys.exit('fastclone-demo: %s is not set; run it through tools/demo '
-                 'or after eval "$(tools/lab env)"' % name)
-
-
-def _random_file(directory, mib):
-    path = os.path.join(directory, 'demo.raw')
-    with open(path, 'wb') as f:
-        for _ in range(mib):
-            f.write(os.urandom(MiB))
-    return path
-
-
 def _upload(glance, path, disk_format):
-    image = glance.images.create(name='fastclone-demo-' + disk_format,
-                                 disk_format=disk_format,
-                                 container_format='bare')
     start = time.perf_counter()
-    with open(path, 'rb') as f:
-        glance.images.upload(image.id, f,
-                             backend=_env('FASTCLONE_GLANCE_RBD_STORE'))
+    image = labkit.upload(glance, path, disk_format)
     print('glance image:   %s (%s, %.0f MiB, uploaded in %.2f s)'
           % (image.id, disk_format, os.path.getsize(path) / MiB,
              time.perf_counter() - start))
-    return glance.images.get(image.id)
-
-
-def _librbd_clone_ms(image_id, repeat=5):
-    """The bare primitive: one librbd clone (and its removal, untimed)."""
-    import rados
-    import rbd
-    client = rados.Rados(conffile=_env('FASTCLONE_CEPH_CONF'),
-                         rados_id=_env('FASTCLONE_NOVA_RBD_USER'))
-    client.connect(timeout=15)
-    try:
-        src = client.open_ioctx(_env('FASTCLONE_IMAGES_POOL'))
-        dst = client.open_ioctx(_env('FASTCLONE_VMS_POOL'))
-        times = []
-        for i in range(repeat):
-            name = 'fastclone-demo-primitive-%d' % i
-            start = time.perf_counter()
-            rbd.RBD().clone(src, image_id, 'snap', dst, name)
-            times.append((time.perf_counter() - start) * 1000)
-            rbd.RBD().remove(dst, name)
-        src.close()
-        dst.close()
-        return statistics.median(times)
-    finally:
-        client.shutdown()
+    return image
 
 
 def _create_disks(ctx, image_id, count, root_gb, made, first=1):
@@ -110,10 +67,12 @@ def _summary(label, times, primitive):
 
 def _raw_section(ctx, glance, args, workdir, made, cleanup):
     print('== raw image in Glance\'s rbd store: cloned in place')
-    image = _upload(glance, _random_file(workdir, args.image_mib), 'raw')
+    raw = labkit.data_file(os.path.join(workdir, 'demo.raw'),
+                           args.image_mib, args.image_mib)
+    image = _upload(glance, raw, 'raw')
     cleanup.append(image.id)
     print('location:       %s' % image.direct_url)
-    primitive = _librbd_clone_ms(image.id)
+    primitive = labkit.clone_primitive_ms(image.id, 5)
     print('librbd clone:   %.1f ms (median of 5, the physical limit)'
           % primitive)
     print('%d root disks (%d GiB) through Nova, images_type = fastrbd:'
@@ -125,10 +84,8 @@ def _raw_section(ctx, glance, args, workdir, made, cleanup):
 
 def _qcow2_section(ctx, glance, args, workdir, made, cleanup, primitive):
     from fastclone_backend import cache
-    raw = _random_file(workdir, args.image_mib)
-    qcow2 = raw + '.qcow2'
-    subprocess.run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', raw,
-                    qcow2], check=True)
+    qcow2 = labkit.qcow2_of(labkit.data_file(
+        os.path.join(workdir, 'demo-q.raw'), args.image_mib, args.image_mib))
     print('== qcow2 image: converted once into the cluster-wide cache')
     image = _upload(glance, qcow2, 'qcow2')
     cleanup.append(image.id)
@@ -152,15 +109,10 @@ def main(argv=None):
     parser.add_argument('--root-gb', type=int, default=10)
     args = parser.parse_args(argv)
 
-    import glanceclient
-
-    from fastclone_backend import basecache
-    from fastclone_backend import cluster
     from fastclone_backend import novaflow
 
-    glance = glanceclient.Client('2', endpoint=_env('FASTCLONE_GLANCE_URL'),
-                                 token=_env('FASTCLONE_GLANCE_TOKEN'))
-    print('ceph fsid:      %s' % _env('FASTCLONE_CEPH_FSID'))
+    glance = labkit.glance()
+    print('ceph fsid:      %s' % labkit.env('FASTCLONE_CEPH_FSID'))
     workdir = tempfile.mkdtemp(prefix='fastclone-demo-')
     ctx = novaflow.start(novaflow.settings_from_env(workdir))
     made, images = [], []
@@ -170,10 +122,7 @@ def main(argv=None):
     finally:
         for instance in made:
             novaflow.delete_instance_disks(instance)
-        cache = basecache.BaseCache(cluster.SharedRBDDriver())
-        for image_id in images:
-            cache.remove_base(image_id)
-            glance.images.delete(image_id)
+        labkit.remove_images(glance, images)
         subprocess.run(['rm', '-rf', workdir], check=False)
     return 0
 

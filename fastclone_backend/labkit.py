@@ -1,0 +1,107 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Helpers the demo and the benchmarks share: images, Glance, the limits.
+
+The lab (or deployment) is named by the FASTCLONE_* variables that
+``tools/lab env`` prints.
+"""
+
+import os
+import statistics
+import subprocess
+import time
+
+MiB = 1 << 20
+
+
+def env(name: str) -> str:
+    try:
+        return os.environ[name]
+    except KeyError:
+        raise SystemExit('%s is not set: run this through tools/demo or '
+                         'tools/bench, or after eval "$(tools/lab env)"'
+                         % name)
+
+
+def glance():
+    import glanceclient
+    return glanceclient.Client('2', endpoint=env('FASTCLONE_GLANCE_URL'),
+                               token=env('FASTCLONE_GLANCE_TOKEN'))
+
+
+def data_file(path: str, size_mib: int, data_mib: int) -> str:
+    """A size_mib file: data_mib MiB of random bytes, then a hole."""
+    with open(path, 'wb') as f:
+        for _ in range(data_mib):
+            f.write(os.urandom(MiB))
+        f.truncate(size_mib * MiB)
+    return path
+
+
+def qcow2_of(raw: str) -> str:
+    """qemu-img convert raw -> raw + '.qcow2'; returns its path."""
+    path = raw + '.qcow2'
+    subprocess.run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', raw,
+                    path], check=True)
+    return path
+
+
+def upload(client, path: str, disk_format: str):
+    """Upload to Glance's rbd store; returns the active image record."""
+    image = client.images.create(
+        name='fastclone-' + os.path.basename(path), disk_format=disk_format,
+        container_format='bare')
+    with open(path, 'rb') as f:
+        client.images.upload(image.id, f,
+                             backend=env('FASTCLONE_GLANCE_RBD_STORE'))
+    return client.images.get(image.id)
+
+
+def clone_primitive_ms(image_id: str, repeat: int) -> float:
+    """Median time of a bare librbd clone of images/<id>@snap into vms.
+
+    As the compute hosts' user; each clone is removed, untimed.
+    """
+    import rados
+    import rbd
+    client = rados.Rados(conffile=env('FASTCLONE_CEPH_CONF'),
+                         rados_id=env('FASTCLONE_NOVA_RBD_USER'))
+    client.connect(timeout=15)
+    try:
+        src = client.open_ioctx(env('FASTCLONE_IMAGES_POOL'))
+        dst = client.open_ioctx(env('FASTCLONE_VMS_POOL'))
+        times = []
+        for i in range(repeat):
+            name = 'fastclone-primitive-%d' % i
+            start = time.perf_counter()
+            rbd.RBD().clone(src, image_id, 'snap', dst, name)
+            times.append((time.perf_counter() - start) * 1000)
+            rbd.RBD().remove(dst, name)
+        src.close()
+        dst.close()
+        return statistics.median(times)
+    finally:
+        client.shutdown()
+
+
+def remove_images(client, image_ids) -> None:
+    """Delete Glance images and their cached bases (Nova must be started).
+
+    Call it after the disks cloned from them are gone.
+    """
+    from fastclone_backend import basecache
+    from fastclone_backend import cluster
+    cache = basecache.BaseCache(cluster.SharedRBDDriver())
+    for image_id in image_ids:
+        cache.remove_base(image_id)
+        client.images.delete(image_id)
