@@ -123,10 +123,6 @@ class BaseCache:
             return None
         return found
 
-    def _ready_size(self, image_meta: dict):
-        ready = self._ready(image_meta)
-        return None if ready is None else ready[0]
-
     def _touch(self, image_id: str, meta: dict) -> None:
         """Record the use, at most once per minute, best effort."""
         name = cache.base_name(image_id)
@@ -161,9 +157,9 @@ class BaseCache:
     def _populate_locked(self, context, image_meta, max_virtual_size,
                          lease) -> int:
         image_id = image_meta['id']
-        size = self._ready_size(image_meta)  # populated while we waited
-        if size is not None:
-            return size
+        ready = self._ready(image_meta)  # populated while we waited?
+        if ready is not None:
+            return ready[0]
         self._clear_leftovers(image_meta)
         token = uuid.uuid4().hex[:8]
         tmp = cache.tmp_name(image_id, token)
