@@ -10,43 +10,36 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""The cluster-wide cache of converted images, in Ceph.
+"""Names and fingerprints of the cluster-wide cache of converted images.
 
 An image that cannot be cloned where Glance keeps it (qcow2, another
 store, an untrusted location) is fetched, checked and converted **once**
 into ``<cache pool>/fastclone-base-<image id>@snap``; every instance disk,
 on every host, is then a clone of that snapshot.
 
-* Population is guarded by a RADOS lock on ``fastclone-lock-<image id>``
-  with a lease (renewed while working), so a crashed holder blocks others
-  for one lease at most; the others wait, bounded, and then clone.
-* A base is written under ``fastclone-tmp-<image id>-<token>``, snapshotted,
-  stamped with the Glance image's fingerprint, then renamed: no reader ever
-  sees a partial base.  Leftovers of a crashed populator are removed by the
-  next lock holder.
+* ``fastclone-tmp-<image id>-<token>``: a population in progress (or a
+  crashed one's leftover), renamed to the base name once complete.
+* ``fastclone-retired-<image id>-<token>``: a base hidden from lookups
+  (image deleted or changed, unused, over the limits), removed by the
+  lifecycle pass once it has no clones.
+* ``fastclone-lock-<image id>``: the RADOS object holding the population
+  lock; ``fastclone-lifecycle``: the lifecycle pass's lock and records.
 * Names never start with an instance uuid, so Nova's instance-disk cleanup
   (``name.startswith(instance.uuid)``) can never match them.
 """
 
 import collections
-import dataclasses
-import os
-import socket
-import threading
-import uuid
-
-from oslo_log import log as logging
-
-LOG = logging.getLogger(__name__)
 
 BASE_PREFIX = 'fastclone-base-'
 TMP_PREFIX = 'fastclone-tmp-'
-STALE_PREFIX = 'fastclone-stale-'
+RETIRED_PREFIX = 'fastclone-retired-'
 LOCK_PREFIX = 'fastclone-lock-'
-LOCK_NAME = 'populate'
+LIFECYCLE_OBJECT = 'fastclone-lifecycle'
 SNAP = 'snap'
 META = 'fastclone.'
-LOCK_FLAG_RENEW = 1
+UUID_LEN = 36
+PREFIXES = {'base': BASE_PREFIX, 'tmp': TMP_PREFIX,
+            'retired': RETIRED_PREFIX}
 
 # what this process did; read by tests and benchmarks
 STATS = collections.Counter()
@@ -64,8 +57,8 @@ def tmp_name(image_id: str, token: str) -> str:
     return tmp_prefix(image_id) + token
 
 
-def stale_name(image_id: str, token: str) -> str:
-    return '%s%s-%s' % (STALE_PREFIX, image_id, token)
+def retired_name(image_id: str, token: str) -> str:
+    return '%s%s-%s' % (RETIRED_PREFIX, image_id, token)
 
 
 def lock_object(image_id: str) -> str:
@@ -73,7 +66,23 @@ def lock_object(image_id: str) -> str:
 
 
 def is_cache_name(name: str) -> bool:
-    return name.startswith((BASE_PREFIX, TMP_PREFIX, STALE_PREFIX))
+    return kind_of(name) is not None
+
+
+def kind_of(name: str):
+    """'base', 'tmp' or 'retired' for one of our image names, else None."""
+    for kind, prefix in PREFIXES.items():
+        if name.startswith(prefix):
+            return kind
+    return None
+
+
+def image_id_of(name: str):
+    """The Glance image id in one of our image names, else None."""
+    kind = kind_of(name)
+    if kind is None:
+        return None
+    return name[len(PREFIXES[kind]):][:UUID_LEN]
 
 
 def fingerprint(image_meta: dict) -> dict:
@@ -91,88 +100,3 @@ def stale_reason(stored: dict, image_meta: dict):
             return '%s is %r in the base, %r in Glance' % (
                 key, stored.get(META + key), want[META + key])
     return None
-
-
-@dataclasses.dataclass(frozen=True)
-class BaseInfo:
-    name: str
-    size: int
-    last_used: float
-    has_children: bool
-
-    @property
-    def stale(self) -> bool:
-        return self.name.startswith(STALE_PREFIX)
-
-
-def eviction_victims(bases, max_bytes: int, max_count: int,
-                     keep: str) -> list:
-    """Names to remove: stale ones, then least recently used over limits.
-
-    Never a base with clones, never ``keep`` (the one just populated).
-    """
-    total = sum(b.size for b in bases)
-    count = len(bases)
-    victims = []
-    removable = [b for b in bases if not b.has_children and b.name != keep]
-    for base in sorted(removable, key=lambda b: (not b.stale, b.last_used)):
-        over = ((max_bytes and total > max_bytes) or
-                (max_count and count > max_count))
-        if not (base.stale or over):
-            break
-        victims.append(base.name)
-        total -= base.size
-        count -= 1
-    return victims
-
-
-class Lease:
-    """An exclusive RADOS lock that expires unless renewed.
-
-    While held, a daemon thread renews it every third of its duration.
-    """
-
-    def __init__(self, ioctx, obj: str, seconds: int, rados_mod):
-        self.ioctx = ioctx
-        self.obj = obj
-        self.seconds = seconds
-        self.rados = rados_mod
-        self.cookie = '%s:%d:%s' % (socket.gethostname(), os.getpid(),
-                                    uuid.uuid4().hex[:8])
-        self.lost = False
-        self._stop = threading.Event()
-        self._thread = None
-
-    def _lock(self, flags=0):
-        self.ioctx.lock_exclusive(self.obj, LOCK_NAME, self.cookie,
-                                  desc='fastclone-backend cache population',
-                                  duration=self.seconds, flags=flags)
-
-    def acquire(self) -> bool:
-        try:
-            self._lock()
-        except self.rados.ObjectBusy:
-            return False
-        self._thread = threading.Thread(target=self._heartbeat, daemon=True)
-        self._thread.start()
-        return True
-
-    def _heartbeat(self):
-        while not self._stop.wait(self.seconds / 3.0):
-            try:
-                self._lock(flags=LOCK_FLAG_RENEW)
-            except self.rados.Error as e:
-                LOG.error('lost cache lock %(obj)s: %(err)s',
-                          {'obj': self.obj, 'err': e})
-                self.lost = True
-                return
-
-    def release(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join()
-        try:
-            self.ioctx.unlock(self.obj, LOCK_NAME, self.cookie)
-        except self.rados.Error as e:  # expired and taken: not ours
-            LOG.warning('cache lock %(obj)s was not ours any more: %(err)s',
-                        {'obj': self.obj, 'err': e})

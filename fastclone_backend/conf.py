@@ -191,9 +191,11 @@ Related options:
         min=0,
         help="""
 Provisioned bytes the cached base images may take before the least
-recently used are evicted (checked after each population).
+recently used are evicted.
 
-A base that still has clones is never evicted.
+Enforced by the lifecycle pass (every ``[image_cache] manager_interval``)
+when ``[image_cache] remove_unused_base_images`` is True.  A base that still
+has clones is never evicted.
 
 Possible values:
 
@@ -210,9 +212,11 @@ Related options:
         min=0,
         help="""
 Number of cached base images kept before the least recently used are
-evicted (checked after each population).
+evicted.
 
-A base that still has clones is never evicted.
+Enforced by the lifecycle pass (every ``[image_cache] manager_interval``)
+when ``[image_cache] remove_unused_base_images`` is True.  A base that still
+has clones is never evicted.
 
 Possible values:
 
@@ -311,11 +315,107 @@ Related options:
 ]
 
 
+lifecycle_opts = [
+    cfg.BoolOpt(
+        'flatten_retired_clones',
+        default=False,
+        help="""
+Flatten the instance disks that still pin a retired cached base or a Glance
+image deleted while it had clones, so that its data can be removed while
+the instances live on.
+
+The lifecycle pass (run from Nova's periodic image-cache pass) queues each
+flatten in the Ceph manager (``rbd task add flatten``): it runs off the
+compute host and survives nova-compute restarts.  Each flattened disk then
+holds its own copy of the data it read from the parent: flattening 100
+disks of a deleted 1 GiB image allocates up to 100 GiB, where keeping the
+parent costs 1 GiB.  Needs the mgr caps ``mgr 'profile rbd
+pool=<instances pool>'``; without them the pass logs once what to add and
+goes on without flattening.
+
+Possible values:
+
+* False (default): keep a retired parent until its last clone is deleted.
+* True: flatten its clones, then remove it.
+
+Related options:
+
+* ``[fastclone] flatten_max_in_flight``
+* ``[image_cache] manager_interval``
+"""),
+    cfg.IntOpt(
+        'flatten_clones_older_than',
+        default=0,
+        min=0,
+        help="""
+Flatten every clone in ``[libvirt] images_rbd_pool`` older than this many
+hours, so long-lived instances stop depending on their image.
+
+Costs the data each disk reads from its parent in Ceph space, and one open
+per image of the pool in each lifecycle pass.
+
+Possible values:
+
+* 0 (default): never flatten for age.
+* A number of hours.
+
+Related options:
+
+* ``[fastclone] flatten_max_in_flight``
+"""),
+    cfg.IntOpt(
+        'clone_max_depth',
+        default=5,
+        min=0,
+        help="""
+Flatten any clone in ``[libvirt] images_rbd_pool`` whose chain of parents is
+deeper than this (Cinder's ``rbd_max_clone_depth`` defaults to 5 too).
+
+Reads from a deep chain go through every ancestor.  Nova flattens its own
+clones of clones (direct snapshots into Glance, unshelve), and cached bases
+are flat, so deep chains come from Glance images that are themselves
+clones (volumes uploaded to images by Cinder, images cloned by hand); an
+instance disk cloned from such an image adds one more level.
+
+Possible values:
+
+* 0: no limit (and no scan of the pool).
+* A positive depth; 1 flattens every clone of a clone.
+
+Related options:
+
+* ``[fastclone] flatten_max_in_flight``
+"""),
+    cfg.IntOpt(
+        'flatten_max_in_flight',
+        default=4,
+        min=1,
+        help="""
+Flatten tasks the lifecycle pass keeps queued or running in the Ceph
+manager at once; the rest wait for the next pass.
+
+Each flatten reads the parent's data and writes it into the clone: a cap
+keeps that traffic bounded (Cinder's ``rbd_concurrent_flatten_operations``
+plays the same role).
+
+Possible values:
+
+* A positive number.
+
+Related options:
+
+* ``[fastclone] flatten_retired_clones``, ``flatten_clones_older_than``,
+  ``clone_max_depth``
+"""),
+]
+
+
 def register_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_group(fastclone_group)
-    conf.register_opts(clone_opts + cache_opts, group=fastclone_group)
+    conf.register_opts(clone_opts + cache_opts + lifecycle_opts,
+                       group=fastclone_group)
 
 
 def list_opts():
     """Options for oslo-config-generator (``oslo.config.opts`` entry point)."""
-    return [(fastclone_group, clone_opts + cache_opts)]
+    return [(fastclone_group, clone_opts + cache_opts + lifecycle_opts)]

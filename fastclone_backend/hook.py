@@ -12,13 +12,16 @@
 
 """Activation inside Nova, which has no plugin hook for image backends.
 
-:func:`install` does three things, all undone by :func:`uninstall`:
+:func:`install` does four things, all undone by :func:`uninstall`:
 
 1. ``[libvirt] images_type`` accepts ``fastrbd`` (one more choice);
 2. after Nova parses its config, ``fastrbd`` is turned into ``rbd`` with an
    override, so every ``images_type == 'rbd'`` branch of Nova's libvirt
    driver (cleanup, config drive, disk accounting, live migration) runs;
-3. ``imagebackend.Backend`` maps both ``rbd`` and ``fastrbd`` to FastRbd.
+3. ``imagebackend.Backend`` maps both ``rbd`` and ``fastrbd`` to FastRbd;
+4. ``LibvirtDriver.manage_image_cache`` (Nova's periodic image-cache pass)
+   also runs the cluster-wide lifecycle pass
+   (:mod:`fastclone_backend.lifecycle`) when Nova runs as rbd.
 
 Without it, ``images_type = fastrbd`` is an invalid value and nova-compute
 stops at start-up with oslo.config's error: never a silent stock ``Rbd``.
@@ -100,6 +103,19 @@ def _patched_backend_init(original):
     return __init__
 
 
+def _patched_manage_image_cache(original):
+    @functools.wraps(original)
+    def manage_image_cache(self, context, all_instances):
+        import nova.conf
+        original(self, context, all_instances)
+        if nova.conf.CONF.libvirt.images_type == 'rbd':
+            from fastclone_backend import cluster
+            from fastclone_backend import lifecycle
+            lifecycle.periodic_pass(context, cluster.SharedRBDDriver())
+    manage_image_cache.fastclone_original = original
+    return manage_image_cache
+
+
 def _patched_parse_args(original):
     @functools.wraps(original)
     def parse_args(*args, **kwargs):
@@ -120,13 +136,17 @@ def install() -> None:
     if _saved:
         return
     from nova import config as nova_config
+    from nova.virt.libvirt import driver
     from nova.virt.libvirt import imagebackend
     allow_fastrbd_choice()
     _saved['backend_init'] = imagebackend.Backend.__init__
     _saved['parse_args'] = nova_config.parse_args
+    _saved['manage_image_cache'] = driver.LibvirtDriver.manage_image_cache
     imagebackend.Backend.__init__ = _patched_backend_init(
         _saved['backend_init'])
     nova_config.parse_args = _patched_parse_args(_saved['parse_args'])
+    driver.LibvirtDriver.manage_image_cache = _patched_manage_image_cache(
+        _saved['manage_image_cache'])
 
 
 def uninstall() -> None:
@@ -134,9 +154,12 @@ def uninstall() -> None:
     if not _saved:
         return
     from nova import config as nova_config
+    from nova.virt.libvirt import driver
     from nova.virt.libvirt import imagebackend
     imagebackend.Backend.__init__ = _saved.pop('backend_init')
     nova_config.parse_args = _saved.pop('parse_args')
+    driver.LibvirtDriver.manage_image_cache = _saved.pop(
+        'manage_image_cache')
     _images_type_opt().type.choices.pop(FASTRBD, None)
     _state.update(requested=None, announced=False)
 

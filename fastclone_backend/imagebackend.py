@@ -31,14 +31,17 @@ from nova import exception
 from nova.storage import rbd_utils
 from nova.virt.libvirt import imagebackend
 
-from fastclone_backend import basecache
 from fastclone_backend import cluster
 from fastclone_backend import conf as fc_conf
 from fastclone_backend import exception as fc_exception
 from fastclone_backend import location
+from fastclone_backend import populate
 
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
+
+# lookups of a cached base that another host may retire meanwhile
+CLONE_ATTEMPTS = 5
 
 
 def flavor_root_bytes(instance) -> int:
@@ -121,28 +124,27 @@ class FastRbd(imagebackend.Rbd):
     def _clone_from_cache(self, context, image_meta, target: int) -> None:
         """Clone the cluster-wide cached base (populating it if needed).
 
-        A base evicted by another host between the check and the clone
-        makes the clone fail with ImageNotFound: then it is tried once more
-        through the cache, which repopulates it.
+        A base retired or removed by another host between the lookup and
+        the clone makes the clone fail with ImageNotFound: the lookup then
+        runs again and finds the new base, or populates one.
         """
         image_id = image_meta['id']
-        for attempt in (1, 2):
+        for attempt in range(1, CLONE_ATTEMPTS + 1):
             url, base_size = self._cached_base(context, image_meta, target)
             try:
                 self._clone_from(location.parse(url), image_id)
                 break
             except rbd_utils.rbd.ImageNotFound:
-                if attempt == 2:
+                if attempt == CLONE_ATTEMPTS:
                     raise
-                LOG.warning('image %(image)s: cached base vanished before '
-                            'the clone (evicted?); trying again',
-                            {'image': image_id})
+                LOG.info('image %(image)s: cached base retired before the '
+                         'clone; looking it up again', {'image': image_id})
         self._made_size = self._grow(target, base_size)
 
     def _cached_base(self, context, image_meta, target):
         image_id = image_meta['id']
         try:
-            url, base_size, hit = basecache.BaseCache(self.driver).ensure(
+            url, base_size, hit = populate.Populator(self.driver).ensure(
                 context, image_meta, target)
         except (fc_exception.ImageRejected, fc_exception.CacheError) as e:
             raise exception.ImageUnacceptable(image_id=image_id,

@@ -99,9 +99,13 @@ def remove_images(client, image_ids) -> None:
 
     Call it after the disks cloned from them are gone.
     """
-    from fastclone_backend import basecache
+    from fastclone_backend import basestore
+    from fastclone_backend import cache
     from fastclone_backend import cluster
-    cache = basecache.BaseCache(cluster.SharedRBDDriver())
+    store = basestore.BaseStore(cluster.SharedRBDDriver())
     for image_id in image_ids:
-        cache.remove_base(image_id)
+        for name in store.names(cache.base_name(image_id)):
+            retired = store.retire(name, 'benchmark cleanup')
+            if retired:
+                store.remove(retired)
         client.images.delete(image_id)

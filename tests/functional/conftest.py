@@ -216,20 +216,30 @@ def nova_ctx(lab, tmp_path_factory):
     nova.conf.CONF.reset()
 
 
-@pytest.fixture
-def fastclone_conf():
-    """Set [fastclone] options in this process for one test."""
+def _conf_setter(group):
     import nova.conf
     conf = nova.conf.CONF
     names = []
 
     def set_(**kwargs):
         for name, value in kwargs.items():
-            conf.set_override(name, value, group='fastclone')
+            conf.set_override(name, value, group=group)
             names.append(name)
     yield set_
     for name in names:
-        conf.clear_override(name, group='fastclone')
+        conf.clear_override(name, group=group)
+
+
+@pytest.fixture
+def fastclone_conf():
+    """Set [fastclone] options in this process for one test."""
+    yield from _conf_setter('fastclone')
+
+
+@pytest.fixture
+def image_cache_conf():
+    """Set [image_cache] options in this process for one test."""
+    yield from _conf_setter('image_cache')
 
 
 def make_data(size: int, marker: bytes = b'') -> bytes:

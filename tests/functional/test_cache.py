@@ -241,9 +241,9 @@ def test_changed_image_invalidates_the_base(nova_ctx, lab, images, vms):
     with rbd.Image(vms, base, read_only=True) as img:
         assert img.metadata_get('fastclone.os_hash_value') == \
             image.os_hash_value
-    stale = [n for n in rbd.RBD().list(vms)
-             if n.startswith('%s%s-' % (cache.STALE_PREFIX, image.id))]
-    assert len(stale) == 1  # kept: the first disk is still its clone
+    retired = [n for n in rbd.RBD().list(vms)
+               if n.startswith(cache.retired_name(image.id, ''))]
+    assert len(retired) == 1  # kept: the first disk is still its clone
     assert _parent(vms, disk.rbd_name) == (lab.vms_pool, base, 'snap')
     novaflow.delete_instance_disks(first)
     novaflow.delete_instance_disks(second)
@@ -251,7 +251,8 @@ def test_changed_image_invalidates_the_base(nova_ctx, lab, images, vms):
 
 def test_eviction_keeps_bases_with_clones(nova_ctx, lab, images, vms,
                                           fastclone_conf):
-    fastclone_conf(cache_max_count=1)
+    from fastclone_backend import cluster
+    from fastclone_backend import lifecycle
     made = {}
     for tag in ('a', 'b', 'c'):
         data = make_data(2 << 20, marker=b'fastclone-evict-' + tag.encode())
@@ -265,10 +266,19 @@ def test_eviction_keeps_bases_with_clones(nova_ctx, lab, images, vms,
     last = novaflow.make_instance(1)
     novaflow.create_root_disk(nova_ctx, last, made['c'].id)
 
+    ours = {cache.base_name(made[t].id) for t in 'abc'}
+    others = [n for n in rbd.RBD().list(vms)
+              if cache.kind_of(n) == 'base' and n not in ours]
+    fastclone_conf(cache_max_count=len(others) + 1)
+    report = lifecycle.run_pass(nova_ctx, cluster.SharedRBDDriver(),
+                                force=True)
     names = rbd.RBD().list(vms)
     assert cache.base_name(made['a'].id) in names
     assert cache.base_name(made['b'].id) not in names
     assert cache.base_name(made['c'].id) in names
+    assert len(report['removed']) == 1
+    assert report['removed'][0].startswith(
+        cache.retired_name(made['b'].id, ''))
     novaflow.delete_instance_disks(kept)
     novaflow.delete_instance_disks(last)
 

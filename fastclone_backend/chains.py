@@ -1,0 +1,85 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Clone chains: which images have parents, and how deep the chain is.
+
+Read only when a rule needs every clone of the instances pool (a chain
+depth limit or an age limit for flatten): one open per image, and one per
+distinct ancestor.
+"""
+
+import calendar
+
+from nova.storage import rbd_utils
+
+from fastclone_backend import policy
+
+
+def _parent(driver, spec: str):
+    """(parent spec or None, created timestamp); None if it is gone."""
+    pool, name = spec.split('/', 1)
+    try:
+        with rbd_utils.RBDVolumeProxy(driver, name, pool=pool,
+                                      read_only=True) as vol:
+            created = vol.create_timestamp()
+            try:
+                parent_pool, parent, _snap = vol.parent_info()
+            except rbd_utils.rbd.ImageNotFound:
+                return None, created
+    except rbd_utils.rbd.ImageNotFound:
+        return None
+    return '%s/%s' % (parent_pool, parent), created
+
+
+class Scanner:
+    """Chains of one pool, each ancestor read once."""
+
+    def __init__(self, driver):
+        self.driver = driver
+        self._known = {}  # spec -> (parent spec or None, created) or None
+
+    def _info(self, spec):
+        if spec not in self._known:
+            self._known[spec] = _parent(self.driver, spec)
+        return self._known[spec]
+
+    def depth(self, spec: str) -> int:
+        """Ancestors above spec (0: not a clone)."""
+        depth = 0
+        seen = {spec}
+        info = self._info(spec)
+        while info is not None and info[0] is not None:
+            depth += 1
+            if info[0] in seen:
+                break  # cannot happen in RBD; never loop
+            seen.add(info[0])
+            info = self._info(info[0])
+        return depth
+
+    def clones(self, pool: str) -> list:
+        """A policy.Clone for every image of the pool that has a parent."""
+        client, ioctx = self.driver._connect_to_rados(pool)
+        try:
+            names = rbd_utils.RbdProxy().list(ioctx)
+        finally:
+            self.driver._disconnect_from_rados(client, ioctx)
+        found = []
+        for name in names:
+            spec = '%s/%s' % (pool, name)
+            info = self._info(spec)
+            if info is None or info[0] is None:
+                continue
+            found.append(policy.Clone(
+                spec=spec, parent=info[0],
+                created=calendar.timegm(info[1].utctimetuple()),
+                depth=self.depth(spec)))
+        return found

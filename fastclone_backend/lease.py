@@ -1,0 +1,99 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""A RADOS lock with a lease: held while its holder lives, renewed by it.
+
+The population of a cached base and the cluster-wide lifecycle pass each
+run under one, so that exactly one process on any host does that work; a
+holder that dies stops renewing and its lease runs out.
+"""
+
+import contextlib
+import os
+import socket
+import threading
+import uuid
+
+from oslo_log import log as logging
+
+LOG = logging.getLogger(__name__)
+
+LOCK_FLAG_RENEW = 1
+
+
+class Lease:
+    """An exclusive RADOS lock that expires unless renewed.
+
+    While held, a daemon thread renews it every third of its duration.
+    """
+
+    def __init__(self, ioctx, obj: str, seconds: int, rados_mod,
+                 name: str = 'populate',
+                 desc: str = 'fastclone-backend cache population'):
+        self.ioctx = ioctx
+        self.obj = obj
+        self.seconds = seconds
+        self.rados = rados_mod
+        self.name = name
+        self.desc = desc
+        self.cookie = '%s:%d:%s' % (socket.gethostname(), os.getpid(),
+                                    uuid.uuid4().hex[:8])
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = None
+
+    def _lock(self, flags=0):
+        self.ioctx.lock_exclusive(self.obj, self.name, self.cookie,
+                                  desc=self.desc,
+                                  duration=self.seconds, flags=flags)
+
+    def acquire(self) -> bool:
+        try:
+            self._lock()
+        except self.rados.ObjectBusy:
+            return False
+        self._thread = threading.Thread(target=self._heartbeat, daemon=True)
+        self._thread.start()
+        return True
+
+    def _heartbeat(self):
+        while not self._stop.wait(self.seconds / 3.0):
+            try:
+                self._lock(flags=LOCK_FLAG_RENEW)
+            except self.rados.Error as e:
+                LOG.error('lost lock %(obj)s: %(err)s',
+                          {'obj': self.obj, 'err': e})
+                self.lost = True
+                return
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+        try:
+            self.ioctx.unlock(self.obj, self.name, self.cookie)
+        except self.rados.Error as e:  # expired and taken: not ours
+            LOG.warning('lock %(obj)s was not ours any more: %(err)s',
+                        {'obj': self.obj, 'err': e})
+
+
+@contextlib.contextmanager
+def hold(ioctx, obj: str, seconds: int, rados_mod, **kwargs):
+    """Yield a held :class:`Lease`, or None when another holds it."""
+    lease = Lease(ioctx, obj, seconds, rados_mod, **kwargs)
+    if not lease.acquire():
+        yield None
+        return
+    try:
+        yield lease
+    finally:
+        lease.release()

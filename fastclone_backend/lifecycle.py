@@ -1,0 +1,260 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""The cluster-wide lifecycle pass: bases, trash, flatten.
+
+It runs from Nova's periodic image-cache pass on every fastrbd host
+(``LibvirtDriver.manage_image_cache``, every ``[image_cache]
+manager_interval``), but does its work on one host per interval: it holds
+a RADOS lease on ``fastclone-lifecycle`` in the cache pool, where it also
+records when it last ran and which flatten tasks it queued.
+
+survey (Ceph, Glance) -> :mod:`fastclone_backend.policy` -> act.
+"""
+
+import json
+import socket
+import time
+
+from oslo_log import log as logging
+
+import nova.conf
+from nova.storage import rbd_utils
+
+from fastclone_backend import basestore
+from fastclone_backend import cache
+from fastclone_backend import chains
+from fastclone_backend import flatten
+from fastclone_backend import glancestate
+from fastclone_backend import lease
+from fastclone_backend import policy
+from fastclone_backend import trash
+
+CONF = nova.conf.CONF
+LOG = logging.getLogger(__name__)
+
+LAST_PASS = 'last_pass'
+FLATTEN_KEY = 'flatten/'
+MIN_INTERVAL = 60  # Nova runs a manager_interval of 0 every 60 s
+
+
+def rules() -> policy.Rules:
+    fc = CONF.fastclone
+    return policy.Rules(
+        remove_unused=CONF.image_cache.remove_unused_base_images,
+        min_age=CONF.image_cache.remove_unused_original_minimum_age_seconds,
+        max_bytes=fc.cache_max_bytes, max_count=fc.cache_max_count,
+        flatten_retired=fc.flatten_retired_clones,
+        flatten_older_than=fc.flatten_clones_older_than * policy.HOUR,
+        max_depth=fc.clone_max_depth,
+        max_in_flight=fc.flatten_max_in_flight)
+
+
+class Records:
+    """Key/values in the omap of the lifecycle object."""
+
+    def __init__(self, ioctx):
+        self.ioctx = ioctx
+
+    def read(self, prefix: str = '') -> dict:
+        with rbd_utils.rados.ReadOpCtx() as op:
+            items, _ret = self.ioctx.get_omap_vals(op, '', prefix, -1)
+            self.ioctx.operate_read_op(op, cache.LIFECYCLE_OBJECT)
+            return {k: json.loads(v) for k, v in items}
+
+    def write(self, values: dict) -> None:
+        with rbd_utils.rados.WriteOpCtx() as op:
+            self.ioctx.set_omap(op, tuple(values), tuple(
+                json.dumps(v).encode() for v in values.values()))
+            self.ioctx.operate_write_op(op, cache.LIFECYCLE_OBJECT)
+
+    def drop(self, keys) -> None:
+        if not keys:
+            return
+        with rbd_utils.rados.WriteOpCtx() as op:
+            self.ioctx.remove_omap_keys(op, tuple(keys))
+            self.ioctx.operate_write_op(op, cache.LIFECYCLE_OBJECT)
+
+
+def periodic_pass(context, driver) -> None:
+    """Nova's periodic hook: run the pass, never fail Nova's task."""
+    try:
+        run_pass(context, driver)
+    except Exception:
+        LOG.exception('fastclone-backend lifecycle pass failed; the next '
+                      'periodic pass tries again')
+
+
+def run_pass(context, driver, force: bool = False) -> dict:
+    """One pass, unless another host runs one or ran one recently.
+
+    :param force: run even if the last pass is younger than the
+        image-cache manager interval.
+    """
+    store = basestore.BaseStore(driver)
+    with store.ioctx() as ioctx, lease.hold(
+            ioctx, cache.LIFECYCLE_OBJECT, CONF.fastclone.cache_lock_lease,
+            rbd_utils.rados, name='lifecycle',
+            desc='fastclone-backend lifecycle pass') as held:
+        if held is None:
+            LOG.debug('lifecycle pass: another host is running it')
+            return {'ran': False, 'why': 'another host is running it'}
+        records = Records(ioctx)
+        last = records.read(LAST_PASS).get(LAST_PASS)
+        interval = max(CONF.image_cache.manager_interval, MIN_INTERVAL)
+        if not force and last and time.time() - last['at'] < 0.9 * interval:
+            return {'ran': False, 'why': 'ran at %.0f on %s' % (
+                last['at'], last['host'])}
+        report = Pass(context, driver, store, records).run()
+        records.write({LAST_PASS: {'at': time.time(),
+                                   'host': socket.gethostname(),
+                                   'report': report}})
+        return report
+
+
+class Pass:
+    """Survey, plan, act: one lifecycle pass, under the lease."""
+
+    def __init__(self, context, driver, store, records):
+        self.context = context
+        self.driver = driver
+        self.store = store
+        self.records = records
+        self.rules = rules()
+        self.report = {'ran': True, 'retired': [], 'removed': [],
+                       'purged': [], 'flatten': [], 'kept': []}
+
+    def run(self) -> dict:
+        start = time.monotonic()
+        now = time.time()
+        bases = self.store.survey()
+        entries = [e for pool in self._trash_pools()
+                   for e in trash.entries(self.driver, pool)]
+        glance = glancestate.states(
+            glancestate.service_context(self.context),
+            {b.image_id for b in bases} | {e.name for e in entries})
+        plan = policy.Plan()
+        policy.plan_bases(bases, glance, now, self.rules, plan)
+        policy.plan_trash(entries, glance, now, self.rules, plan)
+        pinned = self._act_on_bases(plan, bases)
+        self._purge(plan)
+        pinned.update(self._pinned_trash(entries, glance, plan))
+        self._flatten(pinned, now)
+        self.report['seconds'] = round(time.monotonic() - start, 3)
+        LOG.info('lifecycle pass: %(retired)d retired, %(removed)d '
+                 'removed, %(purged)d purged from the trash, %(flatten)d '
+                 'flatten tasks queued, %(kept)d kept for their clones, in '
+                 '%(s).2f s', {'retired': len(self.report['retired']),
+                               'removed': len(self.report['removed']),
+                               'purged': len(self.report['purged']),
+                               'flatten': len(self.report['flatten']),
+                               'kept': len(self.report['kept']),
+                               's': self.report['seconds']})
+        return self.report
+
+    def _trash_pools(self) -> list:
+        pools = list(CONF.fastclone.clone_allowed_pools) + [self.store.pool]
+        return list(dict.fromkeys(pools))
+
+    def _spec(self, name: str) -> str:
+        return '%s/%s' % (self.store.pool, name)
+
+    def _act_on_bases(self, plan, bases) -> dict:
+        """Retire, then remove; {pinned parent spec: its clones}."""
+        children = {b.name: b.children for b in bases}
+        renamed = {}
+        for name, why in plan.retire:
+            new = self.store.retire(name, why)
+            if new is not None:
+                renamed[name] = new
+                children[new] = children.pop(name)
+                self.report['retired'].append(new)
+        for name, why in plan.remove:
+            actual = renamed.get(name, name)
+            if self.store.remove(actual):
+                children.pop(actual, None)
+                self.report['removed'].append(actual)
+            else:
+                self.report['kept'].append(actual)
+        return {self._spec(name): kids for name, kids in children.items()
+                if cache.kind_of(name) == 'retired' and kids}
+
+    def _purge(self, plan) -> None:
+        for entry, why in plan.purge:
+            try:
+                done = trash.purge(self.driver, entry)
+            except rbd_utils.rbd.PermissionError as e:
+                trash_warn_once(self.driver, entry.pool, e)
+                done = False
+            key = 'purged' if done else 'kept'
+            self.report[key].append('%s/%s' % (entry.pool, entry.name))
+
+    def _pinned_trash(self, entries, glance, plan) -> dict:
+        """Trash entries going away but for their clones."""
+        purged = {e.id for e, _ in plan.purge}
+        return {'%s/%s' % (e.pool, e.name): e.children for e in entries
+                if e.children and e.id not in purged and
+                (cache.is_cache_name(e.name) or
+                 (e.name in glance and glance[e.name] is policy.DELETED))}
+
+    def _flatten(self, pinned: dict, now: float) -> None:
+        try:
+            in_flight = flatten.in_flight(self.driver)
+        except (flatten.MgrRefused, rbd_utils.rados.Error) as e:
+            flatten.warn_once(self.driver, CONF.libvirt.images_rbd_pool, e)
+            return
+        clones = [policy.Clone(spec=kid, parent=parent)
+                  for parent, kids in pinned.items() for kid in kids]
+        if self.rules.max_depth or self.rules.flatten_older_than:
+            clones += chains.Scanner(self.driver).clones(
+                CONF.libvirt.images_rbd_pool)
+        plan = policy.plan_flatten(clones, set(pinned), in_flight, now,
+                                   self.rules, policy.Plan())
+        self._track(plan.flatten, in_flight)
+
+    def _track(self, wanted, in_flight) -> None:
+        """Queue the flattens; re-queue lost ones; forget finished ones."""
+        records = self.records.read(FLATTEN_KEY)
+        queued = {}
+        for spec, why in wanted:
+            key = FLATTEN_KEY + spec
+            attempts = records.get(key, {}).get('attempts', 0) + 1
+            if attempts > 1:
+                LOG.warning('flatten of %(spec)s did not finish (its task '
+                            'failed or was lost); queuing it again, attempt '
+                            '%(n)d', {'spec': spec, 'n': attempts})
+            task = flatten.submit(self.driver, spec)
+            if task is None:
+                break  # refused: logged once, nothing more to try now
+            queued[key] = {'task': task, 'at': time.time(), 'why': why,
+                           'attempts': attempts}
+            self.report['flatten'].append(spec)
+        if queued:
+            self.records.write(queued)
+        done = [k for k in records if k not in queued and
+                k[len(FLATTEN_KEY):] not in in_flight]
+        self.records.drop(done)
+
+
+_trash_warned = set()
+
+
+def trash_warn_once(driver, pool: str, err) -> None:
+    if pool in _trash_warned:
+        return
+    _trash_warned.add(pool)
+    LOG.warning("cannot purge the RBD trash of pool %(pool)s (%(err)s): "
+                "images deleted in Glance stay there.  Give the Ceph user "
+                "write access: ceph auth caps client.%(user)s ... osd "
+                "'profile rbd pool=%(pool)s', or run 'rbd trash purge' "
+                "there on a schedule", {'pool': pool, 'err': err,
+                                        'user': driver.rbd_user})

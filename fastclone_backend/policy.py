@@ -1,0 +1,231 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""What the lifecycle pass does, decided as pure functions over plain data.
+
+The pass (:mod:`fastclone_backend.lifecycle`) surveys Ceph and Glance into
+the dataclasses below, asks these functions what to do, and does it.  The
+rules, in the order they apply:
+
+* a ``fastclone-tmp-*`` image whose population lock nobody holds was left
+  by a crashed population: remove it;
+* a base whose Glance image is deleted, whose data changed (fingerprint)
+  or that has no snapshot is retired at once (renamed: new spawns miss it,
+  its clones keep working);
+* with ``[image_cache] remove_unused_base_images``: a base without clones,
+  unused for ``remove_unused_original_minimum_age_seconds``, is retired, and
+  so are the least recently used beyond ``cache_max_bytes`` /
+  ``cache_max_count``; a retired base without clones is removed; a trash
+  entry without clones is purged when it is ours or Glance says its image
+  is deleted, and never before its deferment ends;
+* clones are flattened (through the Ceph manager) when they pin a retired
+  base (``flatten_retired_clones``), are deeper than ``clone_max_depth`` or
+  older than ``flatten_clones_older_than``, at most
+  ``flatten_max_in_flight`` at a time.
+
+Nothing that has a clone is ever removed: the I/O layer checks again after
+hiding it, and Ceph itself refuses (see :mod:`fastclone_backend.basestore`).
+"""
+
+import dataclasses
+
+from fastclone_backend import cache
+
+HOUR = 3600
+
+
+@dataclasses.dataclass(frozen=True)
+class Base:
+    """One of our images in the cache pool."""
+    name: str
+    size: int = 0
+    last_used: float = 0.0
+    children: tuple = ()     # specs of the clones of its snapshots
+    has_snap: bool = True    # its user snapshot exists
+    locked: bool = False     # its image's population lock is held
+    stored: dict = dataclasses.field(default_factory=dict)  # fingerprint
+
+    @property
+    def kind(self) -> str:
+        return cache.kind_of(self.name)
+
+    @property
+    def image_id(self) -> str:
+        return cache.image_id_of(self.name)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrashEntry:
+    """An image in the RBD trash of the Glance pool or the cache pool."""
+    pool: str
+    id: str
+    name: str
+    deferred_until: float = 0.0
+    children: tuple = ()     # specs of the clones of its snapshots
+
+
+@dataclasses.dataclass(frozen=True)
+class Clone:
+    """An instance disk (or any image) that has a parent."""
+    spec: str              # pool/image
+    parent: str            # pool/image of its parent
+    created: float = 0.0
+    depth: int = 1         # 1: its parent has no parent
+
+
+@dataclasses.dataclass(frozen=True)
+class Rules:
+    remove_unused: bool = True
+    min_age: float = 86400.0
+    max_bytes: int = 0
+    max_count: int = 0
+    flatten_retired: bool = False
+    flatten_older_than: float = 0.0   # seconds, 0: never
+    max_depth: int = 0                # 0: no limit
+    max_in_flight: int = 4
+
+
+@dataclasses.dataclass
+class Plan:
+    retire: list = dataclasses.field(default_factory=list)   # (name, why)
+    remove: list = dataclasses.field(default_factory=list)   # (name, why)
+    purge: list = dataclasses.field(default_factory=list)    # (entry, why)
+    flatten: list = dataclasses.field(default_factory=list)  # (spec, why)
+
+
+# Glance's answer per image id: its metadata, DELETED, or absent (unknown:
+# Glance could not be asked; nothing is decided on it).
+DELETED = None
+
+
+def glance_verdict(base: Base, glance: dict):
+    """Why a ready base must be retired because of Glance, or None."""
+    if base.image_id not in glance:
+        return None
+    meta = glance[base.image_id]
+    if meta is DELETED:
+        return 'image deleted in Glance'
+    if meta.get('status') in ('deleted', 'pending_delete', 'killed'):
+        return 'image is %s in Glance' % meta['status']
+    stale = cache.stale_reason(base.stored, meta)
+    return 'image data changed: %s' % stale if stale else None
+
+
+def _forced_retirements(bases, glance) -> list:
+    """(base, why) for ready bases that must not be cloned any more."""
+    found = []
+    for base in bases:
+        why = ('no snapshot (partial)' if not base.has_snap
+               else glance_verdict(base, glance))
+        if why:
+            found.append((base, why))
+    return found
+
+
+def _unused_retirements(bases, now, rules) -> list:
+    """(base, why): childless, unused too long, or LRU over the limits."""
+    found = []
+    kept = []
+    for base in sorted(bases, key=lambda b: b.last_used):
+        idle = now - base.last_used
+        if not base.children and idle > rules.min_age:
+            found.append((base, 'unused for %d s' % idle))
+        else:
+            kept.append(base)
+    total = sum(b.size for b in kept)
+    count = len(kept)
+    for base in kept:
+        over = ((rules.max_bytes and total > rules.max_bytes) or
+                (rules.max_count and count > rules.max_count))
+        if not over:
+            break
+        if base.children:
+            continue
+        found.append((base, 'least recently used over the cache limits'))
+        total -= base.size
+        count -= 1
+    return found
+
+
+def plan_bases(bases, glance: dict, now: float, rules: Rules,
+               plan: Plan) -> Plan:
+    """Fill plan.retire and plan.remove for the cache pool's images."""
+    ready = [b for b in bases if b.kind == 'base']
+    forced = _forced_retirements(ready, glance)
+    retire = forced
+    if rules.remove_unused:
+        forced_names = {b.name for b, _ in forced}
+        retire = forced + _unused_retirements(
+            [b for b in ready if b.name not in forced_names], now, rules)
+    plan.retire.extend((b.name, why) for b, why in retire)
+    for base in bases:
+        if base.kind == 'tmp' and not base.locked:
+            plan.remove.append((base.name, 'left by a crashed population'))
+    if not rules.remove_unused:
+        return plan
+    for base, why in retire:
+        if not base.children:
+            plan.remove.append((base.name, why))
+    for base in bases:
+        if base.kind == 'retired' and not base.children:
+            plan.remove.append((base.name, 'retired, no clones left'))
+    return plan
+
+
+def plan_trash(entries, glance: dict, now: float, rules: Rules,
+               plan: Plan) -> Plan:
+    """Fill plan.purge: childless trash entries that are ours or deleted."""
+    if not rules.remove_unused:
+        return plan
+    for entry in entries:
+        if entry.children or now < entry.deferred_until:
+            continue
+        if cache.is_cache_name(entry.name):
+            plan.purge.append((entry, 'a cache image without clones'))
+        elif entry.name in glance and glance[entry.name] is DELETED:
+            plan.purge.append((entry, 'Glance image deleted, no clones '
+                                      'left'))
+    return plan
+
+
+def _flatten_reason(clone, pinned, now, rules):
+    if rules.max_depth and clone.depth > rules.max_depth:
+        return 0, 'clone chain depth %d over %d' % (clone.depth,
+                                                    rules.max_depth)
+    if rules.flatten_retired and clone.parent in pinned:
+        return 1, 'pins %s' % clone.parent
+    age = now - clone.created
+    if rules.flatten_older_than and age > rules.flatten_older_than:
+        return 2, 'clone is %.1f hours old' % (age / HOUR)
+    return None
+
+
+def plan_flatten(clones, pinned: set, in_flight: set, now: float,
+                 rules: Rules, plan: Plan) -> Plan:
+    """Fill plan.flatten, most urgent first, within max_in_flight.
+
+    :param pinned: parent specs that are going away (retired bases, trashed
+        Glance images of deleted images).
+    :param in_flight: specs with a flatten task queued or running.
+    """
+    wanted = {}  # a clone may be listed twice (pinned child, pool scan)
+    for clone in clones:
+        if clone.spec in in_flight:
+            continue
+        found = _flatten_reason(clone, pinned, now, rules)
+        if found:
+            key = (found[0], clone.created, clone.spec, found[1])
+            wanted[clone.spec] = min(key, wanted.get(clone.spec, key))
+    room = max(0, rules.max_in_flight - len(in_flight))
+    plan.flatten.extend((spec, why) for _, _, spec, why in
+                        sorted(wanted.values())[:room])
+    return plan

@@ -1,0 +1,227 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Populating a cached base: lock, fetch, inspect, convert or import,
+publish.
+
+One host per image does it, under a RADOS lease on
+``fastclone-lock-<image id>``; every other spawn, on any host, waits for
+the base and clones it.  The image is written as
+``fastclone-tmp-<id>-<token>``, stamped with the Glance image's
+fingerprint, snapshotted, then renamed to its base name
+(:meth:`BaseStore.publish`): no reader ever sees a partial base.
+"""
+
+import os
+import time
+import uuid
+
+from oslo_concurrency import processutils
+from oslo_log import log as logging
+from oslo_utils import excutils
+from oslo_utils import units
+
+import nova.conf
+from nova.storage import rbd_utils
+from nova.virt.libvirt import imagebackend as nova_imagebackend
+
+from fastclone_backend import basestore
+from fastclone_backend import cache
+from fastclone_backend import exception as fc_exception
+from fastclone_backend import fetch
+from fastclone_backend import inspect
+from fastclone_backend import lease
+from fastclone_backend import progress
+
+CONF = nova.conf.CONF
+LOG = logging.getLogger(__name__)
+
+REMOVE_WAIT = 45  # a killed client's watch times out after 30 s
+
+
+class Populator:
+    """Makes sure an image's cached base exists, populating it if needed."""
+
+    def __init__(self, driver):
+        self.driver = driver
+        self.store = basestore.BaseStore(driver)
+
+    def ensure(self, context, image_meta: dict, max_virtual_size: int):
+        """Return (rbd:// URL of the base snapshot, its size, hit?).
+
+        :raises: ImageRejected for a bad image, CacheError when waiting for
+            another populator timed out.
+        """
+        image_id = image_meta['id']
+        deadline = time.monotonic() + CONF.fastclone.cache_wait_timeout
+        while True:
+            ready = self.store.lookup(image_meta)
+            if ready is not None:
+                self.store.touch(image_id, ready[1])
+                return self.store.url(image_id), ready[0], True
+            with self.store.ioctx() as ioctx, lease.hold(
+                    ioctx, cache.lock_object(image_id),
+                    CONF.fastclone.cache_lock_lease,
+                    rbd_utils.rados) as held:
+                if held is not None:
+                    size = self._populate_locked(context, image_meta,
+                                                 max_virtual_size, held)
+                    return self.store.url(image_id), size, False
+            if time.monotonic() > deadline:
+                raise fc_exception.CacheError(
+                    image=image_id, reason='gave up after %ds waiting for '
+                    'another host to populate it'
+                    % CONF.fastclone.cache_wait_timeout)
+            time.sleep(CONF.fastclone.cache_poll_interval)
+
+    def _populate_locked(self, context, image_meta, max_virtual_size,
+                         held) -> int:
+        image_id = image_meta['id']
+        ready = self.store.lookup(image_meta)  # populated while we waited?
+        if ready is not None:
+            return ready[0]
+        self._clear_leftovers(image_meta)
+        token = uuid.uuid4().hex[:8]
+        tmp = cache.tmp_name(image_id, token)
+        LOG.info('image %(image)s: cache miss, populating %(pool)s/%(name)s',
+                 {'image': image_id, 'pool': self.store.pool,
+                  'name': cache.base_name(image_id)})
+        try:
+            self._fill(context, image_meta, max_virtual_size, tmp, token)
+            if held.lost:
+                raise fc_exception.CacheError(
+                    image=image_id, reason='lost the population lock')
+            size = self.store.publish(tmp, image_meta)
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                self.store.remove(tmp, wait=REMOVE_WAIT)
+        LOG.info('image %(image)s: cached as %(pool)s/%(name)s@%(snap)s',
+                 {'image': image_id, 'pool': self.store.pool,
+                  'name': cache.base_name(image_id), 'snap': cache.SNAP})
+        return size
+
+    def _clear_leftovers(self, image_meta: dict) -> None:
+        """Under the lock: clear the way for a new base.
+
+        A crashed populator's temp image is removed (or left to the
+        lifecycle pass while a dead client still has it open); a base that
+        is stale or has no snapshot is retired, never removed here: it may
+        have clones (a snapshot in the trash namespace has).
+        """
+        image_id = image_meta['id']
+        for name in self.store.names(cache.tmp_prefix(image_id)):
+            LOG.warning('image %(image)s: removing %(name)s left by a '
+                        'crashed populator', {'image': image_id,
+                                              'name': name})
+            self.store.remove(name)
+        base = cache.base_name(image_id)
+        if self.store.metadata(base) is None:
+            return
+        found = self.store.metadata(base, cache.SNAP)
+        why = ('it has no snapshot' if found is None
+               else cache.stale_reason(found[1], image_meta))
+        self.store.retire(base, why)
+
+    def _workdir(self) -> str:
+        path = CONF.fastclone.work_dir or os.path.join(CONF.instances_path,
+                                                       'fastclone')
+        os.makedirs(path, exist_ok=True)
+        return path
+
+    def _fill(self, context, image_meta, max_virtual_size, tmp, token):
+        """Download, inspect and write the image into RBD image tmp."""
+        image_id = image_meta['id']
+        workdir = self._workdir()
+        download = os.path.join(workdir,
+                                '%s.%s.download' % (image_id, token))
+        fetch.check_room(workdir,
+                         (image_meta.get('size') or 0) + 64 * units.Mi,
+                         image_id)
+        try:
+            self._download(context, image_meta, download)
+            found = inspect.inspect_image(
+                download, image_id, image_meta.get('disk_format'),
+                max_virtual_size=max_virtual_size or None,
+                vmdk_allowed_types=CONF.compute.vmdk_allowed_types)
+            if found.qemu_format == 'raw':
+                self._import(download, tmp, image_id)
+            else:
+                self._convert(download, found, tmp, image_id, workdir, token)
+        finally:
+            _unlink(download)
+
+    def _download(self, context, image_meta, path):
+        image_id = image_meta['id']
+        cache.STATS['downloads'] += 1
+        interval = CONF.fastclone.progress_interval
+        api = nova_imagebackend.IMAGE_API
+        if CONF.glance.enable_rbd_download:
+            api.download(context, image_id, dest_path=path)
+            fetch.verify_file(path, image_meta, interval)
+            return
+        with open(path, 'wb') as f:
+            writer = fetch.VerifyingWriter(f, image_meta, interval)
+            api.download(context, image_id, data=writer)
+        writer.verify()
+
+    def _limits(self, cmd):
+        return fetch.prlimit(cmd, CONF.fastclone.convert_address_space_mib *
+                             units.Mi, CONF.fastclone.convert_cpu_seconds)
+
+    def _rbd_target(self, name: str) -> str:
+        target = 'rbd:%s/%s' % (self.store.pool, name)
+        if self.driver.rbd_user:
+            target += ':id=' + self.driver.rbd_user
+        if self.driver.ceph_conf:
+            target += ':conf=' + self.driver.ceph_conf
+        return target
+
+    def _import(self, path, name, image_id):
+        cache.STATS['imports'] += 1
+        cmd = (['rbd', 'import', '--image-format=2', '--pool',
+                self.store.pool, path, name] + self.driver.ceph_args())
+        self._run(cmd, progress.Progress(
+            image_id, 'import', os.path.getsize(path),
+            CONF.fastclone.progress_interval))
+
+    def _convert(self, path, found, name, image_id, workdir, token):
+        cache.STATS['conversions'] += 1
+        prog = progress.Progress(image_id, 'convert', found.virtual_size,
+                                 CONF.fastclone.progress_interval)
+        convert = ['qemu-img', 'convert', '-p', '-f', found.qemu_format,
+                   '-O', 'raw']
+        if CONF.fastclone.convert_direct_to_rbd:
+            self._run(convert + ['-W', '-m', '16', path,
+                                 self._rbd_target(name)], prog)
+            return
+        raw = os.path.join(workdir, '%s.%s.raw' % (image_id, token))
+        fetch.check_room(workdir, found.virtual_size, image_id)
+        try:
+            self._run(convert + ['-t', 'none', path, raw], prog)
+            self._import(raw, name, image_id)
+        finally:
+            _unlink(raw)
+
+    def _run(self, cmd, prog):
+        try:
+            fetch.run_with_progress(self._limits(cmd), prog)
+        except processutils.ProcessExecutionError as e:
+            raise fc_exception.ImageRejected(
+                image=prog.image_id, reason='%s failed (exit %s): %s' % (
+                    prog.step, e.exit_code, (e.stdout or '')[-500:]))
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

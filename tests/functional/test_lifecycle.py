@@ -1,0 +1,383 @@
+"""The lifecycle of bases, clones and trash, on the real lab.
+
+Other "hosts" are separate processes (tests/functional/lifecyclehost.py),
+one eventlet-patched and one on native threads where two run.
+"""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from unittest import mock
+
+import pytest
+import rados
+import rbd
+
+from fastclone_backend import basestore
+from fastclone_backend import cache
+from fastclone_backend import cluster
+from fastclone_backend import lifecycle
+from fastclone_backend import novaflow
+from tests.functional.conftest import lab_environ
+from tests.functional.conftest import make_data
+from tests.functional.conftest import REPO
+from tests.functional.test_cache import _head
+from tests.functional.test_cache import _kill
+from tests.functional.test_cache import _parent
+from tests.functional.test_cache import _qcow2
+from tests.functional.test_cache import _spawn_elsewhere
+
+MiB = 1 << 20
+
+
+@pytest.fixture(scope='module')
+def admin(lab):
+    client = rados.Rados(conffile=lab.ceph_conf, rados_id=lab.admin_user)
+    client.connect(timeout=15)
+    yield client
+    client.shutdown()
+
+
+@pytest.fixture(scope='module')
+def vms(lab, rados_nova):
+    ioctx = rados_nova.open_ioctx(lab.vms_pool)
+    yield ioctx
+    ioctx.close()
+
+
+@pytest.fixture(scope='module')
+def glance_pool(lab, admin):
+    ioctx = admin.open_ioctx(lab.images_pool)
+    yield ioctx
+    ioctx.close()
+
+
+def _pass(ctx):
+    return lifecycle.run_pass(ctx, cluster.SharedRBDDriver(), force=True)
+
+
+def _ours(ioctx, image_id):
+    return sorted(n for n in rbd.RBD().list(ioctx)
+                  if cache.image_id_of(n) == image_id)
+
+
+def _sha(ioctx, name, length):
+    return hashlib.sha256(_head(ioctx, name, length)).hexdigest()
+
+
+def _spawn(ctx, image_id):
+    instance = novaflow.make_instance(1)
+    disk = novaflow.create_root_disk(ctx, instance, image_id)
+    return instance, disk.rbd_name
+
+
+def _has_parent(ioctx, name):
+    try:
+        _parent(ioctx, name)
+        return True
+    except rbd.ImageNotFound:
+        return False
+
+
+def _wait_flat(ioctx, names, timeout=60):
+    deadline = time.monotonic() + timeout
+    while any(_has_parent(ioctx, n) for n in names):
+        assert time.monotonic() < deadline, 'flatten did not finish'
+        time.sleep(0.2)
+
+
+def _trash_names(ioctx):
+    return [e['name'] for e in rbd.RBD().trash_list(ioctx)]
+
+
+def _host_cmd(lab, workdir, *action, eventlet=False, conf=''):
+    cmd = [sys.executable, '-m', 'tests.functional.lifecyclehost',
+           '--workdir', str(workdir), '--conf', conf]
+    if eventlet:
+        cmd.append('--eventlet')
+    return cmd + list(action), lab_environ(lab)
+
+
+def _start_host(lab, workdir, *action, **kwargs):
+    cmd, env = _host_cmd(lab, workdir, *action, **kwargs)
+    return subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def _result(proc, timeout=600):
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err[-3000:]
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _cached_image(images, tag, size=4 * MiB):
+    data = make_data(size, marker=b'fastclone-life-' + tag.encode())
+    return images.upload(_qcow2(images, data, tag), disk_format='qcow2'), data
+
+
+# ------------------------------------------------------------ the race
+def test_clone_racing_the_retirement_keeps_the_base(
+        nova_ctx, lab, images, vms, tmp_path, image_cache_conf):
+    """A clone made between the children check and the retirement.
+
+    Another host clones the base then: it is kept with that clone, and
+    nothing wedges.
+    """
+    image, data = _cached_image(images, 'race-a')
+    first, disk = _spawn(nova_ctx, image.id)
+    novaflow.delete_instance_disks(first)   # the base has no clone now
+    image_cache_conf(remove_unused_original_minimum_age_seconds=0)
+    other = {}
+    act = lifecycle.Pass._act_on_bases
+
+    def clone_in_the_window(self, plan, bases):
+        other.update(_spawn_elsewhere(lab, image.id, tmp_path / 'host2'))
+        return act(self, plan, bases)
+    with mock.patch.object(lifecycle.Pass, '_act_on_bases', autospec=True,
+                           side_effect=clone_in_the_window):
+        report = _pass(nova_ctx)
+
+    assert other['errors'] == []
+    (retired,) = [n for n in report['retired'] if image.id in n]
+    assert retired in report['kept'] and retired not in report['removed']
+    (theirs,) = other['disks']
+    assert _parent(vms, theirs) == (lab.vms_pool, retired, 'snap')
+    assert _head(vms, theirs, len(data)) == data
+
+    second, mine = _spawn(nova_ctx, image.id)   # repopulates: not wedged
+    assert _parent(vms, mine) == (lab.vms_pool, cache.base_name(image.id),
+                                  'snap')
+    assert _head(vms, mine, len(data)) == data
+    rbd.RBD().remove(vms, theirs)
+    report = _pass(nova_ctx)
+    assert retired in report['removed']
+    assert _ours(vms, image.id) == [cache.base_name(image.id)]
+    novaflow.delete_instance_disks(second)
+
+
+def test_clone_racing_the_snapshot_removal_keeps_the_base(
+        nova_ctx, lab, images, vms, image_cache_conf):
+    """A clone made between the children check and the snapshot removal.
+
+    Clone v2 moves the snapshot to the trash namespace; the base stays
+    retired with its child, and goes when the child goes.
+    """
+    image, data = _cached_image(images, 'race-b')
+    first, _disk = _spawn(nova_ctx, image.id)
+    novaflow.delete_instance_disks(first)
+    image_cache_conf(remove_unused_original_minimum_age_seconds=0)
+    child = 'fastclone-test-racer-%s' % image.id[:8]
+    armed = []
+    check = basestore.children_of
+    remove_once = basestore.BaseStore._remove_once
+
+    def arm(self, name):
+        if image.id in name:
+            armed.append(name)
+        return remove_once(self, name)
+
+    def children_then_clone(vol, snap):
+        found = check(vol, snap)
+        if armed and snap.get('namespace', 0) == 0:
+            rbd.RBD().clone(vms, armed.pop(), cache.SNAP, vms, child)
+        return found
+    with mock.patch.object(basestore.BaseStore, '_remove_once',
+                           autospec=True, side_effect=arm), \
+            mock.patch.object(basestore, 'children_of', autospec=True,
+                              side_effect=children_then_clone):
+        report = _pass(nova_ctx)
+
+    (retired,) = [n for n in report['retired'] if image.id in n]
+    assert retired in report['kept']
+    assert _parent(vms, child)[:2] == (lab.vms_pool, retired)
+    assert _head(vms, child, len(data)) == data
+    with rbd.Image(vms, retired, read_only=True) as img:
+        assert [s['namespace'] for s in img.list_snaps()] == [2]  # trash
+
+    second, mine = _spawn(nova_ctx, image.id)   # not wedged
+    assert _head(vms, mine, len(data)) == data
+    rbd.RBD().remove(vms, child)
+    report = _pass(nova_ctx)
+    assert retired in report['removed']
+    assert _ours(vms, image.id) == [cache.base_name(image.id)]
+    novaflow.delete_instance_disks(second)
+
+
+def test_crashed_population_leftover_is_removed(nova_ctx, lab, images,
+                                                vms):
+    image, _data = _cached_image(images, 'leftover')
+    tmp = cache.tmp_name(image.id, 'dead0001')
+    rbd.RBD().create(vms, tmp, 4 * MiB)   # nobody holds its lock
+    report = _pass(nova_ctx)
+    assert tmp in report['removed']
+    assert tmp not in rbd.RBD().list(vms)
+
+
+# ------------------------------------------------------------ deleted images
+def test_deleted_image_base_waits_for_its_clones(nova_ctx, lab, images,
+                                                 vms, glance):
+    image, data = _cached_image(images, 'deleted-keep')
+    made = [_spawn(nova_ctx, image.id) for _ in range(2)]
+    glance.images.delete(image.id)
+    report = _pass(nova_ctx)
+    (retired,) = [n for n in report['retired'] if image.id in n]
+    assert _ours(vms, image.id) == [retired]
+    assert report['flatten'] == []
+    for _instance, disk in made:
+        assert _parent(vms, disk)[:2] == (lab.vms_pool, retired)
+        assert _head(vms, disk, len(data)) == data
+    for instance, _disk in made:
+        novaflow.delete_instance_disks(instance)
+    report = _pass(nova_ctx)
+    assert retired in report['removed']
+    assert _ours(vms, image.id) == []
+
+
+def test_deleted_image_clones_are_flattened_and_the_base_goes(
+        nova_ctx, lab, images, vms, glance, fastclone_conf):
+    fastclone_conf(flatten_retired_clones=True)
+    image, data = _cached_image(images, 'deleted-flatten', size=16 * MiB)
+    made = [_spawn(nova_ctx, image.id) for _ in range(3)]
+    disks = [disk for _instance, disk in made]
+    glance.images.delete(image.id)
+    report = _pass(nova_ctx)
+    (retired,) = [n for n in report['retired'] if image.id in n]
+    assert sorted(report['flatten']) == sorted(
+        '%s/%s' % (lab.vms_pool, d) for d in disks)
+    _wait_flat(vms, disks)
+    report = _pass(nova_ctx)
+    assert retired in report['removed']
+    assert _ours(vms, image.id) == []
+    for disk in disks:               # the instances live on, flat
+        assert _head(vms, disk, len(data)) == data
+    for instance, _disk in made:
+        novaflow.delete_instance_disks(instance)
+
+
+def test_deleted_raw_image_is_purged_from_the_trash_after_its_clones(
+        nova_ctx, lab, images, vms, glance, glance_pool):
+    gone_data = make_data(4 * MiB, marker=b'fastclone-trash-gone')
+    gone = images.upload(images.write(gone_data))
+    live_data = make_data(4 * MiB, marker=b'fastclone-trash-live')
+    live = images.upload(images.write(live_data))
+    moved = images.upload(images.write(make_data(MiB)))
+    made = [_spawn(nova_ctx, gone.id) for _ in range(2)]
+    kept_instance, kept_disk = _spawn(nova_ctx, live.id)
+    assert _parent(vms, made[0][1]) == (lab.images_pool, gone.id, 'snap')
+    glance.images.delete(gone.id)        # glance_store: to the trash
+    assert gone.id in _trash_names(glance_pool)
+    rbd.RBD().trash_move(glance_pool, moved.id)   # an active image's data
+
+    report = _pass(nova_ctx)
+    assert report['purged'] == []
+    for _instance, disk in made:
+        assert _head(vms, disk, len(gone_data)) == gone_data
+    for instance, _disk in made:
+        novaflow.delete_instance_disks(instance)
+    report = _pass(nova_ctx)
+    assert report['purged'] == ['%s/%s' % (lab.images_pool, gone.id)]
+    trash = _trash_names(glance_pool)
+    assert gone.id not in trash and moved.id in trash   # active: untouched
+    with rbd.Image(glance_pool, live.id, 'snap', read_only=True) as img:
+        assert img.read(0, 64) == live_data[:64]
+    assert _head(vms, kept_disk, len(live_data)) == live_data
+    (entry,) = [e for e in rbd.RBD().trash_list(glance_pool)
+                if e['name'] == moved.id]
+    rbd.RBD().trash_restore(glance_pool, entry['id'], moved.id)
+    novaflow.delete_instance_disks(kept_instance)
+
+
+# ------------------------------------------------------------ hosts
+def test_two_hosts_at_once_exactly_one_does_the_work(
+        nova_ctx, lab, images, vms, glance, tmp_path):
+    image, _data = _cached_image(images, 'two-hosts')
+    instance, _disk = _spawn(nova_ctx, image.id)
+    glance.images.delete(image.id)   # work for the pass: retire its base
+    lifecycle.Records(vms).drop([lifecycle.LAST_PASS])
+    procs = [_start_host(lab, tmp_path / 'eventlet', 'pass', eventlet=True),
+             _start_host(lab, tmp_path / 'native', 'pass')]
+    try:
+        results = [_result(proc) for proc in procs]
+    finally:
+        _kill(procs)
+    assert sorted(r['threading'] for r in results) == [False, True]
+    assert sorted(r['ran'] for r in results) == [False, True]
+    (worker,) = [r for r in results if r['ran']]
+    assert [n for n in worker['retired'] if image.id in n] == \
+        _ours(vms, image.id)
+    novaflow.delete_instance_disks(instance)
+
+
+def test_killed_pass_mid_flatten_the_next_pass_completes(
+        nova_ctx, lab, images, vms, glance, tmp_path, fastclone_conf):
+    image, data = _cached_image(images, 'kill-flatten', size=16 * MiB)
+    made = [_spawn(nova_ctx, image.id) for _ in range(3)]
+    disks = [disk for _instance, disk in made]
+    digest = hashlib.sha256(data).hexdigest()
+    glance.images.delete(image.id)
+    conf = ('[fastclone]\nflatten_retired_clones = True\n'
+            'cache_lock_lease = 5\n')
+    proc = _start_host(lab, tmp_path / 'killed', 'pass', '--force',
+                       '--stall-after-submit', conf=conf)
+    try:
+        line = proc.stdout.readline()
+        assert 'submitted' in line, proc.stderr.read()[-3000:]
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)   # the host dies mid-pass
+        proc.wait()
+
+    fastclone_conf(flatten_retired_clones=True, cache_lock_lease=5)
+    start = time.monotonic()
+    while _ours(vms, image.id):
+        assert time.monotonic() - start < 120, _ours(vms, image.id)
+        report = _pass(nova_ctx)   # skipped while the dead lease lasts
+        time.sleep(1)
+    assert report['ran'] and report['removed']
+    for disk in disks:
+        assert not _has_parent(vms, disk)
+        assert _sha(vms, disk, len(data)) == digest
+    for instance, _disk in made:
+        novaflow.delete_instance_disks(instance)
+
+
+def test_soak_spawns_deletes_and_passes_on_two_hosts(
+        nova_ctx, lab, images, vms, glance_pool, tmp_path,
+        image_cache_conf):
+    seconds = float(os.environ.get('FASTCLONE_SOAK_SECONDS', '90'))
+    made = []
+    for tag, store, fmt in (('soak-q', None, 'qcow2'),
+                            ('soak-r', None, 'raw'),
+                            ('soak-f', lab.file_store, 'raw')):
+        data = make_data(2 * MiB, marker=tag.encode())
+        path = (_qcow2(images, data, tag) if fmt == 'qcow2'
+                else images.write(data))
+        image = images.upload(path, disk_format=fmt, store=store)
+        made.append((image.id, hashlib.sha256(data).hexdigest(), len(data)))
+    args = ['soak', '--seconds', str(seconds)]
+    for spec in made:
+        args += ['--image', '%s:%s:%d' % spec]
+    conf = '[image_cache]\nremove_unused_original_minimum_age_seconds = 0\n'
+    procs = [_start_host(lab, tmp_path / 'a', *args, eventlet=True,
+                         conf=conf),
+             _start_host(lab, tmp_path / 'b', *args, conf=conf)]
+    try:
+        results = [_result(p, timeout=seconds + 600) for p in procs]
+    finally:
+        _kill(procs)
+    print('soak results: %s' % json.dumps(results))
+    for result in results:
+        assert result['errors'] == [], result
+        assert result['failures'] == 0 and result['mismatches'] == 0
+        assert result['spawns'] > 0 and result['passes'] > 0
+    image_cache_conf(remove_unused_original_minimum_age_seconds=0)
+    _pass(nova_ctx)
+    ids = [spec[0] for spec in made]
+    assert [n for n in rbd.RBD().list(vms)
+            if cache.image_id_of(n) in ids] == []
+    assert [n for n in _trash_names(vms) if cache.is_cache_name(n)] == []
+    assert [n for n in _trash_names(glance_pool) if n in ids] == []
