@@ -135,8 +135,8 @@ class BaseStore:
         except rbd_utils.rbd.ImageNotFound:
             return None
         return policy.Base(
-            name=name, size=size,
-            last_used=float(meta.get(cache.META + 'last_used') or 0),
+            name=name, size=size, last_used=_float(
+                meta.get(cache.META + 'last_used')),
             children=children,
             has_snap=any(s['name'] == cache.SNAP and _user(s) for s in snaps),
             locked=(cache.kind_of(name) == 'tmp' and
@@ -241,6 +241,13 @@ class BaseStore:
                 ioctx.remove_object(cache.lock_object(image_id))
             except rbd_utils.rados.ObjectNotFound:
                 pass
+
+
+def _float(value) -> float:
+    try:
+        return float(value or 0)
+    except ValueError:
+        return 0.0  # not ours to interpret: never used, as far as we know
 
 
 def _user(snap: dict) -> bool:

@@ -37,6 +37,7 @@ LOCK_PREFIX = 'fastclone-lock-'
 LIFECYCLE_OBJECT = 'fastclone-lifecycle'
 SNAP = 'snap'
 META = 'fastclone.'
+MISSING = '-'
 UUID_LEN = 36
 PREFIXES = {'base': BASE_PREFIX, 'tmp': TMP_PREFIX,
             'retired': RETIRED_PREFIX}
@@ -86,10 +87,15 @@ def image_id_of(name: str):
 
 
 def fingerprint(image_meta: dict) -> dict:
-    """What identifies the image's data, as RBD image metadata."""
+    """What identifies the image's data, as RBD image metadata.
+
+    A field Glance does not have is stored as ``-``, never empty: the
+    Pacific bindings' ``metadata_list()`` drops empty values and pairs the
+    remaining values with the wrong keys.
+    """
     keys = ('id', 'os_hash_algo', 'os_hash_value', 'checksum', 'size',
             'updated_at')
-    return {META + key: str(image_meta.get(key) or '') for key in keys}
+    return {META + key: str(image_meta.get(key) or MISSING) for key in keys}
 
 
 def stale_reason(stored: dict, image_meta: dict):
