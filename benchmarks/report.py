@@ -140,6 +140,8 @@ def tables(results: dict) -> list:
         rows = [[backend] + [_fmt(v) for v in row(m, fast)]
                 for backend, m in by_backend.items()]
         out.append((name, ['backend'] + list(COLUMNS), rows))
+    if 'lifecycle' in results:
+        out.append(lifecycle_table(results['lifecycle']))
     lim = results['limits']
     out.append(('physical limits (same run)', ['limit', 'value'],
                 [[k, _fmt(v)] for k, v in lim.items()]))
@@ -147,6 +149,21 @@ def tables(results: dict) -> list:
                 [[t['target'], _fmt(float(t['measured'])), t['goal'],
                   _fmt(t['met']), t['note']] for t in results['targets']]))
     return out
+
+
+def lifecycle_table(life: dict):
+    """One lifecycle pass over many bases: time and RADOS operations."""
+    title = ('lifecycle pass: %d bases (%d of deleted images, %d with a '
+             'clone)' % (life['bases'], life['deleted_images'],
+                         life['with_clones']))
+    header = ['pass', 'seconds', 'RADOS ops', 'RADOS ops per base',
+              'Glance GETs', 'retired', 'removed']
+    rows = [[which, _fmt(p['seconds']), str(p['rados_ops']),
+             _fmt(p['rados_ops'] / life['bases']), str(p['glance_gets']),
+             str(p['retired']), str(p['removed'])]
+            for which, p in (('first (with work)', life['first']),
+                             ('steady state', life['steady']))]
+    return title, header, rows
 
 
 def markdown(results: dict) -> str:

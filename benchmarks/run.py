@@ -28,11 +28,11 @@ BACKENDS = ('rbd', 'qcow2', 'fastrbd')
 FULL = dict(raw_mib=1024, qcow2_virtual_mib=1024, qcow2_data_mib=512,
             big_mib=8192, big_data_mib=1024, single_repeat=3, sequential=50,
             concurrent=100, qcow2_more=50, per_host=25, size_disks=20,
-            limit_repeat=3, root_gb=10)
+            limit_repeat=3, root_gb=10, lifecycle_bases=1000)
 SMOKE = dict(raw_mib=16, qcow2_virtual_mib=32, qcow2_data_mib=16,
              big_mib=64, big_data_mib=16, single_repeat=1, sequential=3,
              concurrent=4, qcow2_more=2, per_host=2, size_disks=2,
-             limit_repeat=1, root_gb=1)
+             limit_repeat=1, root_gb=1, lifecycle_bases=20)
 
 
 env = labkit.env
@@ -130,6 +130,19 @@ def worker(backend, image_id, count, threads=1, first_alone=False,
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def lifecycle_pass(bases):
+    """benchmarks/lifecycle.py: one pass over that many bases."""
+    workdir = tempfile.mkdtemp(prefix='fastclone-bench-lifecycle-')
+    proc = subprocess.run([sys.executable, '-m', 'benchmarks.lifecycle',
+                           '--bases', str(bases), '--workdir', workdir],
+                          capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONWARNINGS='ignore'))
+    subprocess.run(['rm', '-rf', workdir], check=False)
+    if proc.returncode:
+        raise RuntimeError('lifecycle bench failed: %s' % proc.stderr[-3000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def hosts(backend, image_id, count, root_gb, n=2):
     """n workers ("hosts") at once; their results merged.
 
@@ -183,6 +196,8 @@ def run(cfg, lab, log):
         for backend in ('rbd', 'fastrbd'):
             sc.setdefault('raw clone: %s' % label, {})[backend] = worker(
                 backend, image.id, cfg['size_disks'], root_gb=gb)
+    log('5 lifecycle pass over %d bases' % cfg['lifecycle_bases'])
+    results['lifecycle'] = lifecycle_pass(cfg['lifecycle_bases'])
     results['targets'] = report.targets(results)
     return results
 

@@ -21,6 +21,7 @@ import calendar
 
 from nova.storage import rbd_utils
 
+from fastclone_backend import cache
 from fastclone_backend import policy
 
 
@@ -74,6 +75,8 @@ class Scanner:
             self.driver._disconnect_from_rados(client, ioctx)
         found = []
         for name in names:
+            if cache.is_cache_name(name):
+                continue  # bases are imported or converted: never clones
             spec = '%s/%s' % (pool, name)
             info = self._info(spec)
             if info is None or info[0] is None:

@@ -37,6 +37,14 @@ def test_benchmark_smoke_runs_end_to_end(lab, tmp_path):
     assert two_hosts['fastrbd']['conversions'] == 1
     assert two_hosts['rbd']['conversions'] == 2
     assert len(results['targets']) == 7
+    life = results['lifecycle']
+    assert life['bases'] == 20 and life['deleted_images'] == 2
+    # at least its own two deleted images' bases
+    assert life['first']['retired'] >= 2 and life['first']['removed'] >= 2
+    assert life['steady']['retired'] == life['steady']['removed'] == 0
+    assert life['first']['rados_ops'] > 0 and life['first']['seconds'] > 0
+    assert life['first']['glance_gets'] >= 20
     md = (tmp_path / 'results.md').read_text()
     assert '## targets' in md and '| fastrbd |' in md
+    assert '## lifecycle pass: 20 bases' in md
     assert (tmp_path / 'results.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'

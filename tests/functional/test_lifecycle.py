@@ -311,6 +311,8 @@ def test_two_hosts_at_once_exactly_one_does_the_work(
     assert [n for n in worker['retired'] if image.id in n] == \
         _ours(vms, image.id)
     novaflow.delete_instance_disks(instance)
+    _pass(nova_ctx)
+    assert _ours(vms, image.id) == []
 
 
 def test_killed_pass_mid_flatten_the_next_pass_completes(

@@ -106,3 +106,19 @@ def test_readme_without_markers_is_an_error(tmp_path):
     readme.write_text('no markers\n')
     with pytest.raises(ValueError):
         report.update_readme(str(readme), 'x')
+
+
+def test_lifecycle_pass_table():
+    results = _results()
+    results['targets'] = report.targets(results)
+    results['lifecycle'] = {
+        'bases': 1000, 'deleted_images': 100, 'with_clones': 100,
+        'first': {'seconds': 20.0, 'rados_ops': 30000, 'glance_gets': 1000,
+                  'retired': 100, 'removed': 100},
+        'steady': {'seconds': 15.0, 'rados_ops': 25000, 'glance_gets': 900,
+                   'retired': 0, 'removed': 0}}
+    md = report.markdown(results)
+    assert ('## lifecycle pass: 1000 bases (100 of deleted images, 100 '
+            'with a clone)') in md
+    assert '| first (with work) | 20 | 30000 | 30 | 1000 | 100 | 100 |' in md
+    assert '| steady state | 15 | 25000 | 25 | 900 | 0 | 0 |' in md
