@@ -19,6 +19,8 @@ admin role in a standard deployment); without ``[service_user]`` the
 context is used as it is (a Glance without Keystone).
 """
 
+import concurrent.futures
+
 from oslo_log import log as logging
 
 from nova import context as nova_context
@@ -28,6 +30,8 @@ from nova.virt.libvirt import imagebackend
 from fastclone_backend import policy
 
 LOG = logging.getLogger(__name__)
+
+GLANCE_THREADS = 8
 
 
 def service_context(context):
@@ -40,25 +44,31 @@ def service_context(context):
         return context or nova_context.get_admin_context()
 
 
+def _ask(context, image_id):
+    """(image_id, metadata or DELETED, or the exception raised)."""
+    try:
+        return image_id, imagebackend.IMAGE_API.get(context, image_id)
+    except exception.ImageNotFound:
+        return image_id, policy.DELETED
+    except Exception as e:
+        return image_id, e
+
+
 def states(context, image_ids) -> dict:
     """{image id: metadata, or policy.DELETED}; unanswered ids left out.
 
-    Only a 404 counts as deleted: any other failure decides nothing.
+    Only a 404 counts as deleted: any other failure decides nothing.  Up
+    to GLANCE_THREADS requests are in flight at once.
     """
-    found = {}
-    failures = 0
-    for image_id in sorted(set(image_ids)):
-        try:
-            found[image_id] = imagebackend.IMAGE_API.get(context, image_id)
-        except exception.ImageNotFound:
-            found[image_id] = policy.DELETED
-        except Exception as e:
-            failures += 1
-            last = e
-    if failures:
+    ids = sorted(set(image_ids))
+    with concurrent.futures.ThreadPoolExecutor(GLANCE_THREADS) as pool:
+        answers = list(pool.map(lambda i: _ask(context, i), ids))
+    found = {i: a for i, a in answers if not isinstance(a, Exception)}
+    failed = [a for _i, a in answers if isinstance(a, Exception)]
+    if failed:
         LOG.warning('Glance did not answer for %(n)d of %(total)d images '
                     '(last error: %(err)s); their bases and trash entries '
-                    'are kept until it does', {'n': failures,
-                                               'total': len(set(image_ids)),
-                                               'err': last})
+                    'are kept until it does', {'n': len(failed),
+                                               'total': len(ids),
+                                               'err': failed[-1]})
     return found
