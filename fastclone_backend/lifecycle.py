@@ -174,12 +174,15 @@ class Pass:
         renamed = {}
         for name, why in plan.retire:
             new = self.store.retire(name, why)
+            kids = children.pop(name)
+            renamed[name] = new   # None: another host retired it first
             if new is not None:
-                renamed[name] = new
-                children[new] = children.pop(name)
+                children[new] = kids
                 self.report['retired'].append(new)
         for name, why in plan.remove:
             actual = renamed.get(name, name)
+            if actual is None:
+                continue
             if self.store.remove(actual):
                 children.pop(actual, None)
                 self.report['removed'].append(actual)
@@ -212,8 +215,10 @@ class Pass:
         except (flatten.MgrRefused, rbd_utils.rados.Error) as e:
             flatten.warn_once(self.driver, CONF.libvirt.images_rbd_pool, e)
             return
-        clones = [policy.Clone(spec=kid, parent=parent)
-                  for parent, kids in pinned.items() for kid in kids]
+        clones = []
+        if self.rules.flatten_retired:
+            clones += [policy.Clone(spec=kid, parent=parent)
+                       for parent, kids in pinned.items() for kid in kids]
         if self.rules.max_depth or self.rules.flatten_older_than:
             clones += chains.Scanner(self.driver).clones(
                 CONF.libvirt.images_rbd_pool)

@@ -78,7 +78,7 @@ class Clone:
     """An instance disk (or any image) that has a parent."""
     spec: str              # pool/image
     parent: str            # pool/image of its parent
-    created: float = 0.0
+    created: float = 0.0   # 0: unknown (never flattened for age)
     depth: int = 1         # 1: its parent has no parent
 
 
@@ -204,7 +204,8 @@ def _flatten_reason(clone, pinned, now, rules):
     if rules.flatten_retired and clone.parent in pinned:
         return 1, 'pins %s' % clone.parent
     age = now - clone.created
-    if rules.flatten_older_than and age > rules.flatten_older_than:
+    if rules.flatten_older_than and clone.created and \
+            age > rules.flatten_older_than:
         return 2, 'clone is %.1f hours old' % (age / HOUR)
     return None
 

@@ -1,0 +1,268 @@
+"""The lifecycle pass: when it runs, its flatten records, its hook."""
+
+import time
+from unittest import mock
+
+import fixtures
+from nova.virt.libvirt import driver as libvirt_driver
+
+from fastclone_backend import basestore
+from fastclone_backend import cache
+from fastclone_backend import cluster
+from fastclone_backend import conf as fc_conf
+from fastclone_backend import flatten
+from fastclone_backend import hook
+from fastclone_backend import lifecycle
+from fastclone_backend import policy
+from tests.unit import base
+from tests.unit import fakes
+
+IMAGE = '6b3f5c1e-2d4a-4e8b-9c7f-0a1b2c3d4e5f'
+OTHER = '7c4a6d2f-3e5b-4f9c-8d1a-1b2c3d4e5f60'
+VM1 = 'vms/1f2e3d4c-5b6a-4978-8695-a4b3c2d1e0f0_disk'
+VM2 = 'vms/2a3b4c5d-6e7f-4a8b-9c0d-1e2f3a4b5c6d_disk'
+VM3 = 'vms/3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f_disk'
+WHY = 'pins vms/fastclone-retired-6b3f5c1e-2d4a-4e8b-9c7f-0a1b2c3d4e5f-ab12'
+REPORT = {'ran': True, 'retired': [], 'removed': [], 'purged': [],
+          'flatten': [], 'kept': [], 'seconds': 0.1}
+
+
+class RunPassTestCase(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.ceph = self.useFixture(fakes.CephModules())
+        self.flags(images_rbd_pool='vms', group='libvirt')
+        self.flags(manager_interval=2400, group='image_cache')
+        fc_conf.register_opts(lifecycle.CONF)
+        self.ioctx = self.ceph.rados.Rados.return_value.open_ioctx.return_value
+        self.survey = self.useFixture(fixtures.MockPatchObject(
+            basestore.BaseStore, 'survey', autospec=True,
+            return_value=[])).mock
+        self.run = self.useFixture(fixtures.MockPatchObject(
+            lifecycle.Pass, 'run', autospec=True,
+            return_value=dict(REPORT))).mock
+        self.read = self.useFixture(fixtures.MockPatchObject(
+            lifecycle.Records, 'read', autospec=True, return_value={})).mock
+        self.write = self.useFixture(fixtures.MockPatchObject(
+            lifecycle.Records, 'write', autospec=True)).mock
+
+    def _last_pass(self, seconds_ago):
+        self.read.return_value = {lifecycle.LAST_PASS: {
+            'at': time.time() - seconds_ago, 'host': 'compute-2',
+            'report': REPORT}}
+
+    def _run_pass(self, **kwargs):
+        return lifecycle.run_pass(mock.sentinel.ctx,
+                                  cluster.SharedRBDDriver(), **kwargs)
+
+    def test_another_host_holds_the_lease(self):
+        self.ioctx.lock_exclusive.side_effect = fakes.RadosObjectBusy('busy')
+        self.assertEqual({'ran': False, 'why': 'another host is running it'},
+                         self._run_pass(force=True))
+        self.ioctx.lock_exclusive.assert_called_once_with(
+            cache.LIFECYCLE_OBJECT, 'lifecycle', mock.ANY,
+            desc='fastclone-backend lifecycle pass', duration=60, flags=0)
+        self.read.assert_not_called()
+        self.run.assert_not_called()
+        self.survey.assert_not_called()
+        self.ioctx.unlock.assert_not_called()
+
+    def test_recent_pass_on_another_host_is_enough(self):
+        self._last_pass(0.8 * 2400)
+        result = self._run_pass()
+        self.assertFalse(result['ran'])
+        self.assertRegex(result['why'], r'^ran at \d+ on compute-2$')
+        self.read.assert_called_once_with(lifecycle.LAST_PASS)
+        self.run.assert_not_called()
+        self.survey.assert_not_called()
+        self.write.assert_not_called()
+        cookie = self.ioctx.lock_exclusive.call_args[0][2]
+        self.ioctx.unlock.assert_called_once_with(
+            cache.LIFECYCLE_OBJECT, 'lifecycle', cookie)
+
+    def test_interval_below_a_minute_counts_as_a_minute(self):
+        self.flags(manager_interval=0, group='image_cache')
+        self._last_pass(30)
+        self.assertFalse(self._run_pass()['ran'])
+        self.run.assert_not_called()
+
+    def test_force_runs_despite_a_recent_pass(self):
+        self._last_pass(10)
+        self.assertEqual(REPORT, self._run_pass(force=True))
+        self.assertEqual(1, self.run.call_count)
+
+    def test_runs_once_the_interval_is_nearly_over_and_records_it(self):
+        self._last_pass(0.95 * 2400)
+        before = time.time()
+        self.assertEqual(REPORT, self._run_pass())
+        self.assertEqual(1, self.run.call_count)
+        (values,), _ = self.write.call_args
+        self.assertEqual([lifecycle.LAST_PASS], list(values))
+        self.assertGreaterEqual(values[lifecycle.LAST_PASS]['at'], before)
+        self.assertEqual(REPORT, values[lifecycle.LAST_PASS]['report'])
+
+    def test_first_pass_ever_runs(self):
+        self.assertTrue(self._run_pass()['ran'])
+        self.assertEqual(1, self.run.call_count)
+
+
+class TrackTestCase(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        fc_conf.register_opts(lifecycle.CONF)
+        self.records = mock.create_autospec(lifecycle.Records, instance=True)
+        self.records.read.return_value = {}
+        self.submit = self.useFixture(fixtures.MockPatchObject(
+            flatten, 'submit', autospec=True)).mock
+        self.pass_ = lifecycle.Pass(mock.sentinel.ctx, mock.sentinel.driver,
+                                    mock.sentinel.store, self.records)
+
+    def test_lost_task_queued_again_with_one_more_attempt(self):
+        key = lifecycle.FLATTEN_KEY + VM1
+        self.records.read.return_value = {key: {
+            'task': 'task-1', 'at': 1.0, 'why': WHY, 'attempts': 2}}
+        self.submit.return_value = 'task-2'
+        with mock.patch.object(lifecycle.LOG, 'warning',
+                               autospec=True) as warning:
+            self.pass_._track([(VM1, WHY)], set())
+        self.records.read.assert_called_once_with(lifecycle.FLATTEN_KEY)
+        self.submit.assert_called_once_with(mock.sentinel.driver, VM1)
+        self.records.write.assert_called_once_with({key: {
+            'task': 'task-2', 'at': mock.ANY, 'why': WHY, 'attempts': 3}})
+        self.records.drop.assert_called_once_with([])
+        self.assertEqual(1, warning.call_count)
+        self.assertEqual([VM1], self.pass_.report['flatten'])
+
+    def test_first_submission_is_attempt_one(self):
+        self.submit.return_value = 'task-1'
+        self.pass_._track([(VM1, WHY)], set())
+        (values,), _ = self.records.write.call_args
+        self.assertEqual(1, values[lifecycle.FLATTEN_KEY + VM1]['attempts'])
+
+    def test_records_of_finished_tasks_dropped(self):
+        done, running = (lifecycle.FLATTEN_KEY + VM1,
+                         lifecycle.FLATTEN_KEY + VM2)
+        self.records.read.return_value = {
+            done: {'task': 'task-1', 'attempts': 1},
+            running: {'task': 'task-2', 'attempts': 1}}
+        self.pass_._track([], {VM2})
+        self.submit.assert_not_called()
+        self.records.write.assert_not_called()
+        self.records.drop.assert_called_once_with([done])
+        self.assertEqual([], self.pass_.report['flatten'])
+
+    def test_stops_at_the_first_refused_submission(self):
+        self.submit.side_effect = ['task-1', None, 'task-3']
+        self.pass_._track([(VM1, WHY), (VM2, WHY), (VM3, WHY)], set())
+        self.assertEqual([mock.call(mock.sentinel.driver, VM1),
+                          mock.call(mock.sentinel.driver, VM2)],
+                         self.submit.call_args_list)
+        (values,), _ = self.records.write.call_args
+        self.assertEqual([lifecycle.FLATTEN_KEY + VM1], list(values))
+        self.assertEqual([VM1], self.pass_.report['flatten'])
+
+    def test_nothing_written_when_every_submission_is_refused(self):
+        self.submit.return_value = None
+        self.pass_._track([(VM1, WHY), (VM2, WHY)], set())
+        self.assertEqual(1, self.submit.call_count)
+        self.records.write.assert_not_called()
+
+
+class ActOnBasesTestCase(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        fc_conf.register_opts(lifecycle.CONF)
+        self.store = mock.create_autospec(basestore.BaseStore,
+                                          instance=True)
+        self.store.pool = 'vms'
+        self.pass_ = lifecycle.Pass(mock.sentinel.ctx, mock.sentinel.driver,
+                                    self.store, mock.sentinel.records)
+
+    def test_base_retired_elsewhere_meanwhile_is_skipped(self):
+        gone = cache.base_name(IMAGE)
+        mine = cache.base_name(OTHER)
+        plan = policy.Plan(retire=[(gone, 'deleted'), (mine, 'deleted')],
+                           remove=[(gone, 'deleted'), (mine, 'deleted')])
+        self.store.retire.side_effect = [None, 'retired-mine']
+        self.store.remove.return_value = True
+        pinned = self.pass_._act_on_bases(plan, [policy.Base(gone),
+                                                 policy.Base(mine)])
+        self.store.remove.assert_called_once_with('retired-mine')
+        self.assertEqual(['retired-mine'], self.pass_.report['retired'])
+        self.assertEqual(['retired-mine'], self.pass_.report['removed'])
+        self.assertEqual({}, pinned)
+
+    def test_retired_base_with_clones_is_pinned(self):
+        base = cache.base_name(IMAGE)
+        new = cache.retired_name(IMAGE, 'ab12cd34')
+        plan = policy.Plan(retire=[(base, 'deleted')])
+        self.store.retire.return_value = new
+        pinned = self.pass_._act_on_bases(
+            plan, [policy.Base(base, children=('vms/disk-1',))])
+        self.assertEqual({'vms/' + new: ('vms/disk-1',)}, pinned)
+        self.store.remove.assert_not_called()
+
+
+class PeriodicPassTestCase(base.TestCase):
+
+    def test_failure_is_logged_not_raised(self):
+        with mock.patch.object(lifecycle, 'run_pass', autospec=True,
+                               side_effect=RuntimeError('mgr down')) as run, \
+                mock.patch.object(lifecycle.LOG, 'exception',
+                                  autospec=True) as log:
+            self.assertIsNone(lifecycle.periodic_pass(mock.sentinel.ctx,
+                                                      mock.sentinel.driver))
+        run.assert_called_once_with(mock.sentinel.ctx, mock.sentinel.driver)
+        self.assertEqual(1, log.call_count)
+
+
+class ManageImageCacheHookTestCase(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.useFixture(fakes.CephModules())
+        self.flags(images_rbd_pool='vms', group='libvirt')
+        self.order = []
+        # patched before install(), restored after uninstall()
+        self.original = mock.create_autospec(
+            libvirt_driver.LibvirtDriver.manage_image_cache,
+            side_effect=lambda *a: self.order.append('nova'))
+        self.useFixture(fixtures.MockPatchObject(
+            libvirt_driver.LibvirtDriver, 'manage_image_cache',
+            self.original))
+        self.periodic = self.useFixture(fixtures.MockPatchObject(
+            lifecycle, 'periodic_pass', autospec=True,
+            side_effect=lambda *a: self.order.append('fastclone'))).mock
+        self.addCleanup(hook.uninstall)
+        hook.install()
+
+    def _manage(self):
+        libvirt_driver.LibvirtDriver.manage_image_cache(
+            mock.sentinel.libvirt, mock.sentinel.ctx, mock.sentinel.all)
+
+    def test_rbd_runs_nova_then_the_lifecycle_pass(self):
+        self.flags(images_type='rbd', group='libvirt')
+        self._manage()
+        self.assertEqual(['nova', 'fastclone'], self.order)
+        self.original.assert_called_once_with(
+            mock.sentinel.libvirt, mock.sentinel.ctx, mock.sentinel.all)
+        (ctx, rbd_driver), _ = self.periodic.call_args
+        self.assertIs(mock.sentinel.ctx, ctx)
+        self.assertIsInstance(rbd_driver, cluster.SharedRBDDriver)
+        self.assertEqual('vms', rbd_driver.pool)
+
+    def test_other_images_types_only_run_nova(self):
+        self.flags(images_type='qcow2', group='libvirt')
+        self._manage()
+        self.assertEqual(['nova'], self.order)
+        self.periodic.assert_not_called()
+
+    def test_uninstall_restores_nova_method(self):
+        patched = libvirt_driver.LibvirtDriver.manage_image_cache
+        self.assertIs(self.original, patched.fastclone_original)
+        hook.uninstall()
+        self.assertIs(self.original,
+                      libvirt_driver.LibvirtDriver.manage_image_cache)

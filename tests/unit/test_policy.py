@@ -1,0 +1,362 @@
+"""The lifecycle pass's decisions, as pure functions over plain data."""
+
+import hashlib
+
+import pytest
+
+from fastclone_backend import cache
+from fastclone_backend import policy
+
+NOW = 1_800_000_000.0
+DAY = 86400.0
+HOUR = 3600.0
+
+CIRROS = '6b3f5c1e-2d4a-4e8b-9c7f-0a1b2c3d4e5f'
+UBUNTU = '9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d'
+DEBIAN = 'c0ffee00-1234-4567-89ab-cdef01234567'
+FEDORA = '0d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6'
+ALPINE = 'e1d2c3b4-a596-4877-9695-a4b3c2d1e0f9'
+VM1 = 'vms/1f2e3d4c-5b6a-4978-8695-a4b3c2d1e0f0_disk'
+VM2 = 'vms/2a3b4c5d-6e7f-4a8b-9c0d-1e2f3a4b5c6d_disk'
+VM3 = 'vms/3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f_disk'
+VM4 = 'vms/4d5e6f7a-8b9c-4d0e-9f1a-2b3c4d5e6f7a_disk'
+
+
+def _meta(image_id, **kwargs):
+    meta = {'id': image_id, 'status': 'active', 'os_hash_algo': 'sha512',
+            'os_hash_value': image_id[:8] * 16, 'checksum': image_id[:8] * 4,
+            'size': 1 << 30, 'updated_at': '2026-11-21T07:00:00Z'}
+    meta.update(kwargs)
+    return meta
+
+
+def _base(image_id, used=NOW - HOUR, size=1 << 30, children=(),
+          **kwargs):
+    return policy.Base(name=cache.base_name(image_id), size=size,
+                       last_used=used, children=tuple(children),
+                       stored=cache.fingerprint(_meta(image_id)), **kwargs)
+
+
+def _glance(*image_ids):
+    return {image_id: _meta(image_id) for image_id in image_ids}
+
+
+def _plan_bases(bases, glance, **rules):
+    return policy.plan_bases(bases, glance, NOW, policy.Rules(**rules),
+                             policy.Plan())
+
+
+def _names(pairs):
+    return [name for name, _why in pairs]
+
+
+# ------------------------------------------------------------- Glance
+def test_current_base_is_kept():
+    plan = _plan_bases([_base(CIRROS)], _glance(CIRROS))
+    assert plan == policy.Plan()
+
+
+def test_deleted_image_retired_and_removed_when_childless():
+    plan = _plan_bases([_base(CIRROS)], {CIRROS: policy.DELETED})
+    assert plan.retire == [(cache.base_name(CIRROS),
+                            'image deleted in Glance')]
+    assert plan.remove == [(cache.base_name(CIRROS),
+                            'image deleted in Glance')]
+
+
+def test_deleted_image_with_clones_retired_not_removed():
+    plan = _plan_bases([_base(CIRROS, children=[VM1])],
+                       {CIRROS: policy.DELETED})
+    assert _names(plan.retire) == [cache.base_name(CIRROS)]
+    assert plan.remove == []
+
+
+@pytest.mark.parametrize('status', ['deleted', 'pending_delete', 'killed'])
+def test_image_going_away_in_glance_is_retired(status):
+    plan = _plan_bases([_base(CIRROS, children=[VM1])],
+                       {CIRROS: _meta(CIRROS, status=status)})
+    assert plan.retire == [(cache.base_name(CIRROS),
+                            'image is %s in Glance' % status)]
+
+
+def test_changed_data_retired():
+    glance = {CIRROS: _meta(CIRROS, os_hash_value='ff' * 64)}
+    plan = _plan_bases([_base(CIRROS, children=[VM1])], glance)
+    ((name, why),) = plan.retire
+    assert name == cache.base_name(CIRROS)
+    assert why.startswith('image data changed: os_hash_value is ')
+    assert plan.remove == []
+
+
+def test_metadata_only_change_keeps_the_base():
+    glance = {CIRROS: _meta(CIRROS, updated_at='2026-11-24T00:00:00Z',
+                            name='renamed')}
+    assert _plan_bases([_base(CIRROS)], glance) == policy.Plan()
+
+
+def test_base_without_snapshot_retired_even_if_glance_is_unknown():
+    plan = _plan_bases([_base(CIRROS, has_snap=False)], {})
+    assert plan.retire == [(cache.base_name(CIRROS), 'no snapshot (partial)')]
+    assert _names(plan.remove) == [cache.base_name(CIRROS)]
+
+
+def test_unknown_to_glance_decides_nothing():
+    base = _base(CIRROS, children=[VM1])
+    assert policy.glance_verdict(base, {}) is None
+    assert policy.glance_verdict(base, _glance(UBUNTU)) is None
+    assert _plan_bases([base], _glance(UBUNTU)) == policy.Plan()
+
+
+def test_glance_verdict_reads_the_image_id_of_the_name():
+    base = _base(CIRROS)
+    assert policy.glance_verdict(base, {CIRROS: policy.DELETED}) == (
+        'image deleted in Glance')
+    assert policy.glance_verdict(base, _glance(CIRROS)) is None
+
+
+# ------------------------------------------------------------- unused
+def test_unused_longer_than_min_age_retired_and_removed():
+    old = _base(CIRROS, used=NOW - 2 * DAY)
+    recent = _base(UBUNTU, used=NOW - DAY / 2)
+    plan = _plan_bases([old, recent], _glance(CIRROS, UBUNTU), min_age=DAY)
+    assert _names(plan.retire) == [old.name]
+    assert plan.retire[0][1] == 'unused for %d s' % (2 * DAY)
+    assert _names(plan.remove) == [old.name]
+
+
+def test_unused_with_clones_is_kept():
+    plan = _plan_bases([_base(CIRROS, used=NOW - 30 * DAY, children=[VM1])],
+                       _glance(CIRROS), min_age=DAY)
+    assert plan == policy.Plan()
+
+
+def test_unused_retirement_does_not_need_glance():
+    plan = _plan_bases([_base(CIRROS, used=NOW - 2 * DAY)], {}, min_age=DAY)
+    assert _names(plan.retire) == [cache.base_name(CIRROS)]
+
+
+def test_deleted_and_unused_base_planned_once():
+    plan = _plan_bases([_base(CIRROS, used=NOW - 2 * DAY)],
+                       {CIRROS: policy.DELETED}, min_age=DAY)
+    assert plan.retire == [(cache.base_name(CIRROS),
+                            'image deleted in Glance')]
+    assert _names(plan.remove) == [cache.base_name(CIRROS)]
+
+
+# ------------------------------------------------------------- LRU
+def _three():
+    return [_base(CIRROS, used=NOW - 3 * HOUR),
+            _base(UBUNTU, used=NOW - 1 * HOUR),
+            _base(DEBIAN, used=NOW - 2 * HOUR)]
+
+
+def test_count_limit_retires_least_recently_used():
+    glance = _glance(CIRROS, UBUNTU, DEBIAN)
+    plan = _plan_bases(_three(), glance, max_count=2)
+    assert plan.retire == [(cache.base_name(CIRROS),
+                            'least recently used over the cache limits')]
+    plan = _plan_bases(_three(), glance, max_count=1)
+    assert _names(plan.retire) == [cache.base_name(CIRROS),
+                                   cache.base_name(DEBIAN)]
+    assert _names(plan.remove) == _names(plan.retire)
+
+
+def test_bytes_limit_retires_least_recently_used():
+    glance = _glance(CIRROS, UBUNTU, DEBIAN)
+    limit = (2 << 30) + 1
+    plan = _plan_bases(_three(), glance, max_bytes=limit)
+    assert _names(plan.retire) == [cache.base_name(CIRROS)]
+    plan = _plan_bases(_three(), glance, max_bytes=3 << 30)
+    assert plan == policy.Plan()
+
+
+def test_limits_skip_bases_with_clones():
+    bases = _three()
+    bases[0] = _base(CIRROS, used=NOW - 3 * HOUR, children=[VM1, VM2])
+    plan = _plan_bases(bases, _glance(CIRROS, UBUNTU, DEBIAN), max_count=2)
+    assert _names(plan.retire) == [cache.base_name(DEBIAN)]
+    assert _names(plan.remove) == [cache.base_name(DEBIAN)]
+
+
+def test_limits_ignore_bases_retired_for_other_reasons():
+    # CIRROS is deleted: retired anyway, and no longer counted
+    glance = dict(_glance(UBUNTU, DEBIAN), **{CIRROS: policy.DELETED})
+    plan = _plan_bases(_three(), glance, max_count=2)
+    assert _names(plan.retire) == [cache.base_name(CIRROS)]
+
+
+def test_limits_never_apply_to_tmp_or_retired_images():
+    bases = [policy.Base(name=cache.tmp_name(UBUNTU, 'ab12cd34'),
+                         last_used=NOW - 5 * HOUR, locked=True),
+             policy.Base(name=cache.retired_name(DEBIAN, 'ef56ab78'),
+                         last_used=NOW - 5 * HOUR, children=(VM1,)),
+             _base(CIRROS)]
+    plan = _plan_bases(bases, _glance(CIRROS), max_count=1)
+    assert plan == policy.Plan()
+
+
+# ------------------------------------------------------------- tmp, retired
+def test_unlocked_tmp_removed_locked_kept():
+    crashed = policy.Base(name=cache.tmp_name(CIRROS, 'ab12cd34'))
+    running = policy.Base(name=cache.tmp_name(UBUNTU, 'ef56ab78'),
+                          locked=True)
+    plan = _plan_bases([crashed, running], {})
+    assert plan.remove == [(crashed.name, 'left by a crashed population')]
+    assert plan.retire == []
+
+
+def test_retired_removed_once_childless():
+    gone = policy.Base(name=cache.retired_name(CIRROS, 'ab12cd34'))
+    pinned = policy.Base(name=cache.retired_name(UBUNTU, 'ef56ab78'),
+                         children=(VM1,))
+    plan = _plan_bases([gone, pinned], {CIRROS: policy.DELETED})
+    assert plan.remove == [(gone.name, 'retired, no clones left')]
+    assert plan.retire == []
+
+
+# ------------------------------------------------------------- no removal
+def test_remove_unused_false_only_retires_and_clears_tmp():
+    bases = [_base(CIRROS), _base(UBUNTU, children=[VM1]),
+             _base(DEBIAN, used=NOW - 30 * DAY),
+             _base(FEDORA, has_snap=False),
+             policy.Base(name=cache.tmp_name(ALPINE, 'ab12cd34')),
+             policy.Base(name=cache.retired_name(ALPINE, 'ef56ab78'))]
+    glance = {CIRROS: policy.DELETED, DEBIAN: _meta(DEBIAN),
+              UBUNTU: _meta(UBUNTU, checksum='00' * 16)}
+    plan = _plan_bases(bases, glance, remove_unused=False, max_count=1,
+                       max_bytes=1, min_age=DAY)
+    assert _names(plan.retire) == [cache.base_name(CIRROS),
+                                   cache.base_name(UBUNTU),
+                                   cache.base_name(FEDORA)]
+    assert plan.remove == [(cache.tmp_name(ALPINE, 'ab12cd34'),
+                            'left by a crashed population')]
+
+
+# ------------------------------------------------------------- trash
+def _entry(name, pool='images', **kwargs):
+    # RBD's internal image id: 12 hex digits
+    rbd_id = hashlib.sha256(name.encode()).hexdigest()[:12]
+    return policy.TrashEntry(pool=pool, id=rbd_id, name=name, **kwargs)
+
+
+def _plan_trash(entries, glance, **rules):
+    return policy.plan_trash(entries, glance, NOW, policy.Rules(**rules),
+                             policy.Plan())
+
+
+def test_trash_purges_childless_cache_images_and_deleted_images():
+    ours = _entry(cache.retired_name(CIRROS, 'ab12cd34'), pool='vms')
+    deleted = _entry(UBUNTU)
+    plan = _plan_trash([ours, deleted], {UBUNTU: policy.DELETED})
+    assert plan.purge == [(ours, 'a cache image without clones'),
+                          (deleted, 'Glance image deleted, no clones left')]
+
+
+def test_trash_keeps_entries_with_clones():
+    entries = [_entry(cache.base_name(CIRROS), pool='vms', children=(VM1,)),
+               _entry(UBUNTU, children=(VM2,))]
+    assert _plan_trash(entries, {UBUNTU: policy.DELETED}).purge == []
+
+
+def test_trash_keeps_active_and_unknown_images():
+    entries = [_entry(UBUNTU), _entry(DEBIAN)]
+    assert _plan_trash(entries, _glance(UBUNTU)).purge == []
+
+
+def test_trash_respects_the_deferment():
+    later = _entry(UBUNTU, deferred_until=NOW + 1)
+    ended = _entry(DEBIAN, deferred_until=NOW - 1)
+    glance = {UBUNTU: policy.DELETED, DEBIAN: policy.DELETED}
+    assert _names(_plan_trash([later, ended], glance).purge) == [ended]
+
+
+def test_trash_untouched_without_remove_unused():
+    entries = [_entry(cache.base_name(CIRROS), pool='vms'), _entry(UBUNTU)]
+    plan = _plan_trash(entries, {UBUNTU: policy.DELETED},
+                       remove_unused=False)
+    assert plan.purge == []
+
+
+# ------------------------------------------------------------- flatten
+POOL_BASE = 'vms/' + cache.retired_name(CIRROS, 'ab12cd34')
+
+
+def _plan_flatten(clones, pinned=(), in_flight=(), **rules):
+    return policy.plan_flatten(clones, set(pinned), set(in_flight), NOW,
+                               policy.Rules(**rules), policy.Plan())
+
+
+def test_flatten_deeper_than_max_depth():
+    clones = [policy.Clone(VM1, 'images/x', NOW, depth=3),
+              policy.Clone(VM2, 'images/y', NOW, depth=2)]
+    plan = _plan_flatten(clones, max_depth=2)
+    assert plan.flatten == [(VM1, 'clone chain depth 3 over 2')]
+    assert _plan_flatten(clones, max_depth=0).flatten == []
+
+
+@pytest.mark.parametrize('flatten_retired,expected', [
+    (True, [(VM1, 'pins %s' % POOL_BASE)]), (False, [])])
+def test_flatten_clones_pinning_a_retired_parent(flatten_retired, expected):
+    clones = [policy.Clone(VM1, POOL_BASE, NOW),
+              policy.Clone(VM2, 'images/' + UBUNTU, NOW)]
+    plan = _plan_flatten(clones, pinned=[POOL_BASE],
+                         flatten_retired=flatten_retired)
+    assert plan.flatten == expected
+
+
+def test_flatten_older_than():
+    clones = [policy.Clone(VM1, 'images/x', NOW - 49 * HOUR),
+              policy.Clone(VM2, 'images/x', NOW - 47 * HOUR)]
+    plan = _plan_flatten(clones, flatten_older_than=48 * HOUR)
+    assert plan.flatten == [(VM1, 'clone is 49.0 hours old')]
+    assert _plan_flatten(clones, flatten_older_than=0).flatten == []
+
+
+def test_flatten_skips_clones_in_flight():
+    clones = [policy.Clone(VM1, 'images/x', NOW, depth=9),
+              policy.Clone(VM2, 'images/x', NOW, depth=9)]
+    plan = _plan_flatten(clones, in_flight=[VM1], max_depth=1)
+    assert _names(plan.flatten) == [VM2]
+
+
+def test_flatten_cap_counts_tasks_in_flight():
+    clones = [policy.Clone(spec, 'images/x', NOW, depth=9)
+              for spec in (VM1, VM2, VM3)]
+    running = ['vms/other-a_disk', 'vms/other-b_disk']
+    plan = _plan_flatten(clones, in_flight=running, max_depth=1,
+                         max_in_flight=3)
+    assert _names(plan.flatten) == [VM1]
+    plan = _plan_flatten(clones, in_flight=running + ['vms/c_disk'],
+                         max_depth=1, max_in_flight=3)
+    assert plan.flatten == []
+
+
+def test_flatten_order_depth_then_pinned_then_age():
+    clones = [policy.Clone(VM1, 'images/x', NOW - 100 * HOUR),
+              policy.Clone(VM2, POOL_BASE, NOW - HOUR),
+              policy.Clone(VM3, 'images/x', NOW - 2 * HOUR, depth=4),
+              policy.Clone(VM4, POOL_BASE, NOW - 2 * HOUR)]
+    rules = dict(max_depth=3, flatten_retired=True,
+                 flatten_older_than=10 * HOUR)
+    plan = _plan_flatten(clones, pinned=[POOL_BASE], **rules)
+    assert _names(plan.flatten) == [VM3, VM4, VM2, VM1]
+    plan = _plan_flatten(clones, pinned=[POOL_BASE], max_in_flight=2,
+                         **rules)
+    assert _names(plan.flatten) == [VM3, VM4]
+
+
+def test_flatten_clone_listed_twice_planned_once_most_urgent():
+    clones = [policy.Clone(VM1, POOL_BASE, NOW - HOUR),
+              policy.Clone(VM1, POOL_BASE, NOW - HOUR, depth=5)]
+    plan = _plan_flatten(clones, pinned=[POOL_BASE], max_depth=2,
+                         flatten_retired=True)
+    assert plan.flatten == [(VM1, 'clone chain depth 5 over 2')]
+
+
+def test_clone_of_unknown_age_is_never_flattened_for_age():
+    # a retired parent's children are listed without their creation time
+    clones = [policy.Clone(VM1, POOL_BASE), policy.Clone(VM2, POOL_BASE,
+                                                         NOW - 3 * HOUR)]
+    plan = _plan_flatten(clones, pinned=[POOL_BASE],
+                         flatten_older_than=2 * HOUR)
+    assert plan.flatten == [(VM2, 'clone is 3.0 hours old')]
