@@ -36,6 +36,14 @@ class RbdPermissionError(RbdError):
     pass
 
 
+class RbdImageBusy(RbdError):
+    pass
+
+
+class RbdImageHasSnapshots(RbdError):
+    pass
+
+
 class CephModules(fixtures.Fixture):
     """Replace rbd_utils.rados/rbd for the duration of a test."""
 
@@ -49,6 +57,8 @@ class CephModules(fixtures.Fixture):
         self.rbd.ImageNotFound = RbdImageNotFound
         self.rbd.ImageExists = RbdImageExists
         self.rbd.PermissionError = RbdPermissionError
+        self.rbd.ImageBusy = RbdImageBusy
+        self.rbd.ImageHasSnapshots = RbdImageHasSnapshots
         self.useFixture(fixtures.MonkeyPatch(
             'nova.storage.rbd_utils.rados', self.rados))
         self.useFixture(fixtures.MonkeyPatch(

@@ -1,9 +1,8 @@
-"""Cache rules (names, staleness, eviction), the lease, progress, fetch."""
+"""Cache names and staleness, progress, fetch."""
 
 import hashlib
 import io
 import sys
-import threading
 from unittest import mock
 
 from oslo_concurrency import processutils
@@ -13,7 +12,6 @@ from fastclone_backend import cache
 from fastclone_backend import exception
 from fastclone_backend import fetch
 from fastclone_backend import progress
-from tests.unit import fakes
 
 IMAGE_ID = 'f0e1d2c3-b4a5-4697-8899-aabbccddeeff'
 INSTANCE_UUIDS = ['00000000-0000-4000-8000-000000000000',
@@ -35,10 +33,34 @@ def test_nova_instance_cleanup_can_never_match(instance_uuid):
     # LibvirtDriver._cleanup_rbd removes every name starting with the uuid
     for name in (cache.base_name(instance_uuid),
                  cache.tmp_name(instance_uuid, 'x'),
-                 cache.stale_name(instance_uuid, 'x'),
+                 cache.retired_name(instance_uuid, 'x'),
                  cache.lock_object(instance_uuid)):
         assert not name.startswith(instance_uuid)
         assert cache.is_cache_name(name) or name.startswith('fastclone-lock')
+
+
+def test_kind_and_image_id_of_our_names():
+    for name, kind in ((cache.base_name(IMAGE_ID), 'base'),
+                       (cache.tmp_name(IMAGE_ID, 'ab12cd34'), 'tmp'),
+                       (cache.retired_name(IMAGE_ID, 'ef56ab78'),
+                        'retired')):
+        assert cache.kind_of(name) == kind
+        assert cache.image_id_of(name) == IMAGE_ID
+        assert cache.is_cache_name(name)
+
+
+@pytest.mark.parametrize('name', [
+    INSTANCE_UUIDS[0] + '_disk', 'volume-' + IMAGE_ID, IMAGE_ID,
+    cache.lock_object(IMAGE_ID), 'fastclone-lifecycle', ''])
+def test_other_names_are_not_ours(name):
+    assert cache.kind_of(name) is None
+    assert cache.image_id_of(name) is None
+    assert not cache.is_cache_name(name)
+
+
+def test_retired_name_keeps_the_image_id_first():
+    name = cache.retired_name(IMAGE_ID, 'ab12cd34')
+    assert name == 'fastclone-retired-%s-ab12cd34' % IMAGE_ID
 
 
 # ------------------------------------------------------------- staleness
@@ -52,6 +74,16 @@ def test_fingerprint_is_string_metadata():
     assert fp['fastclone.os_hash_value'] == 'ab' * 64
     assert fp['fastclone.size'] == '1234'
     assert all(isinstance(v, str) for v in fp.values())
+
+
+def test_fingerprint_never_stores_an_empty_value():
+    # the Pacific bindings' metadata_list() drops empty values
+    fp = cache.fingerprint({'id': IMAGE_ID, 'checksum': 'cd' * 16})
+    assert fp['fastclone.os_hash_value'] == cache.MISSING
+    assert fp['fastclone.size'] == cache.MISSING
+    assert all(fp.values())
+    assert cache.stale_reason(fp, {'id': IMAGE_ID,
+                                   'checksum': 'cd' * 16}) is None
 
 
 def test_current_base_is_not_stale():
@@ -74,103 +106,6 @@ def test_changed_data_makes_it_stale(key, value):
 
 def test_base_without_fingerprint_is_stale():
     assert cache.stale_reason({}, META) is not None
-
-
-# ------------------------------------------------------------- eviction
-def _base(name, size=10, used=0.0, children=False):
-    return cache.BaseInfo(name=name, size=size, last_used=used,
-                          has_children=children)
-
-
-def test_no_limits_evicts_only_stale_without_clones():
-    bases = [_base('fastclone-base-a'), _base('fastclone-stale-b-1'),
-             _base('fastclone-stale-c-1', children=True)]
-    assert cache.eviction_victims(bases, 0, 0, keep='x') == [
-        'fastclone-stale-b-1']
-
-
-def test_count_limit_evicts_least_recently_used_first():
-    bases = [_base('fastclone-base-new', used=30),
-             _base('fastclone-base-old', used=10),
-             _base('fastclone-base-mid', used=20)]
-    assert cache.eviction_victims(bases, 0, 2, keep='x') == [
-        'fastclone-base-old']
-    assert cache.eviction_victims(bases, 0, 1, keep='x') == [
-        'fastclone-base-old', 'fastclone-base-mid']
-
-
-def test_bytes_limit_never_touches_bases_with_clones_or_keep():
-    bases = [_base('fastclone-base-a', size=100, used=1, children=True),
-             _base('fastclone-base-b', size=100, used=2),
-             _base('fastclone-base-c', size=100, used=3)]
-    assert cache.eviction_victims(bases, 150, 0,
-                                  keep='fastclone-base-b') == [
-        'fastclone-base-c']
-
-
-def test_under_limits_evicts_nothing():
-    bases = [_base('fastclone-base-a', size=100)]
-    assert cache.eviction_victims(bases, 1000, 5, keep='x') == []
-
-
-# ------------------------------------------------------------- lease
-class _Ioctx:
-    """A RADOS lock table good enough to test the lease protocol."""
-
-    def __init__(self):
-        self.holder = None
-        self.calls = []
-        self.renewed = threading.Event()
-
-    def lock_exclusive(self, obj, name, cookie, desc, duration, flags=0):
-        self.calls.append((obj, cookie, duration, flags))
-        if flags == cache.LOCK_FLAG_RENEW:
-            self.renewed.set()
-            return
-        if self.holder not in (None, cookie):
-            raise fakes.RadosObjectBusy('busy')
-        self.holder = cookie
-
-    def unlock(self, obj, name, cookie):
-        if self.holder != cookie:
-            raise fakes.RadosError('not locked')
-        self.holder = None
-
-
-def _rados():
-    return mock.Mock(Error=fakes.RadosError, ObjectBusy=fakes.RadosObjectBusy)
-
-
-def test_lease_excludes_others_and_renews():
-    ioctx = _Ioctx()
-    first = cache.Lease(ioctx, 'fastclone-lock-x', 3, _rados())
-    second = cache.Lease(ioctx, 'fastclone-lock-x', 3, _rados())
-    assert first.acquire()
-    assert not second.acquire()
-    assert ioctx.renewed.wait(5)  # heartbeat every second here
-    first.release()
-    assert second.acquire()
-    second.release()
-    assert ioctx.holder is None
-    assert ('fastclone-lock-x', first.cookie, 3,
-            cache.LOCK_FLAG_RENEW) in ioctx.calls
-
-
-def test_failed_renewal_marks_the_lease_lost():
-    ioctx = _Ioctx()
-    lease = cache.Lease(ioctx, 'fastclone-lock-x', 3, _rados())
-    assert lease.acquire()
-    ioctx.lock_exclusive = mock.Mock(side_effect=fakes.RadosError('gone'))
-    for _ in range(50):
-        if lease.lost:
-            break
-        threading.Event().wait(0.1)
-    assert lease.lost
-    ioctx.holder = 'another-host'   # expired, then taken by someone else
-    with mock.patch.object(cache.LOG, 'warning', autospec=True) as warning:
-        lease.release()             # only warns: the lock is not ours
-    assert warning.call_count == 1
-    assert ioctx.holder == 'another-host'
 
 
 # ------------------------------------------------------------- progress

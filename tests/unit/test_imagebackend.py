@@ -259,7 +259,7 @@ class FastRbdCacheTestCase(base.TestCase):
         self.image_api = self.useFixture(fixtures.MockPatch(
             'nova.virt.libvirt.imagebackend.IMAGE_API')).mock
         self.ensure = self.useFixture(fixtures.MockPatch(
-            'fastclone_backend.basecache.BaseCache.ensure',
+            'fastclone_backend.populate.Populator.ensure',
             autospec=True)).mock
         self.driver = {}
         for name in ('get_fsid', 'clone', 'resize', 'remove_image'):
@@ -286,22 +286,38 @@ class FastRbdCacheTestCase(base.TestCase):
         self.driver['resize'].assert_called_once_with(self.disk.rbd_name,
                                                       3 * units.Gi)
 
-    def test_base_evicted_before_the_clone_is_retried_once(self):
+    def test_base_retired_before_the_clone_is_looked_up_again(self):
         self.image_api.get.return_value = _meta(disk_format='qcow2')
         self.ensure.return_value = (self.base_url, units.Gi, True)
         self.driver['clone'].side_effect = [fakes.RbdImageNotFound('gone'),
+                                            fakes.RbdImageNotFound('gone'),
                                             None]
         self.disk.clone(mock.sentinel.ctx, IMAGE_ID)
-        self.assertEqual(2, self.ensure.call_count)
-        self.assertEqual(2, self.driver['clone'].call_count)
+        self.assertEqual(3, self.ensure.call_count)
+        self.assertEqual(3, self.driver['clone'].call_count)
+        self.driver['resize'].assert_called_once_with(self.disk.rbd_name,
+                                                      3 * units.Gi)
 
-    def test_base_vanishing_twice_is_an_error(self):
+    def test_base_vanishing_on_every_attempt_is_an_error(self):
         self.image_api.get.return_value = _meta(disk_format='qcow2')
         self.ensure.return_value = (self.base_url, units.Gi, True)
         self.driver['clone'].side_effect = fakes.RbdImageNotFound('gone')
         self.assertRaises(fakes.RbdImageNotFound, self.disk.clone,
                           mock.sentinel.ctx, IMAGE_ID)
-        self.assertEqual(2, self.ensure.call_count)
+        self.assertEqual(imagebackend.CLONE_ATTEMPTS,
+                         self.ensure.call_count)
+        self.assertEqual(imagebackend.CLONE_ATTEMPTS,
+                         self.driver['clone'].call_count)
+        self.driver['resize'].assert_not_called()
+
+    def test_other_clone_errors_are_not_retried(self):
+        self.image_api.get.return_value = _meta(disk_format='qcow2')
+        self.ensure.return_value = (self.base_url, units.Gi, True)
+        self.driver['clone'].side_effect = fakes.RbdImageExists('exists')
+        self.assertRaises(fakes.RbdImageExists, self.disk.clone,
+                          mock.sentinel.ctx, IMAGE_ID)
+        self.assertEqual(1, self.ensure.call_count)
+        self.assertEqual(1, self.driver['clone'].call_count)
 
     def test_rejected_image_is_image_unacceptable(self):
         self.image_api.get.return_value = _meta(disk_format='qcow2')

@@ -22,7 +22,9 @@ EXPECTED = {'clone_allowed_pools', 'clone_require_image_id_match',
             'cache_lock_lease', 'cache_wait_timeout', 'cache_poll_interval',
             'cache_max_bytes', 'cache_max_count', 'work_dir',
             'convert_direct_to_rbd', 'convert_address_space_mib',
-            'convert_cpu_seconds', 'progress_interval'}
+            'convert_cpu_seconds', 'progress_interval',
+            'flatten_retired_clones', 'flatten_clones_older_than',
+            'clone_max_depth', 'flatten_max_in_flight'}
 
 
 def _entry_point(name):

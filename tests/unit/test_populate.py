@@ -1,4 +1,4 @@
-"""BaseCache failure paths: nothing left behind, lock released."""
+"""Populator failure paths: nothing left behind, lock released."""
 
 import hashlib
 import os
@@ -6,12 +6,12 @@ from unittest import mock
 
 import fixtures
 
-from fastclone_backend import basecache
 from fastclone_backend import cache
 from fastclone_backend import cluster
 from fastclone_backend import conf as fc_conf
 from fastclone_backend import exception as fc_exception
 from fastclone_backend import inspect
+from fastclone_backend import populate
 from tests.unit import base
 from tests.unit import fakes
 
@@ -27,14 +27,15 @@ class PopulationFailureTestCase(base.TestCase):
         self.instances = self.useFixture(fixtures.TempDir()).path
         self.flags(images_rbd_pool='vms', group='libvirt')
         self.flags(instances_path=self.instances)
-        fc_conf.register_opts(basecache.CONF)
-        self.cache = basecache.BaseCache(cluster.SharedRBDDriver())
-        for name, value in (('_ready', None), ('_list', []),
-                            ('_metadata', None)):
+        fc_conf.register_opts(populate.CONF)
+        self.populator = populate.Populator(cluster.SharedRBDDriver())
+        for name, value in (('lookup', None), ('names', []),
+                            ('metadata', None)):
             self.useFixture(fixtures.MockPatchObject(
-                self.cache, name, autospec=True, return_value=value))
-        self.destroy = self.useFixture(fixtures.MockPatchObject(
-            self.cache, '_destroy', autospec=True)).mock
+                self.populator.store, name, autospec=True,
+                return_value=value))
+        self.remove = self.useFixture(fixtures.MockPatchObject(
+            self.populator.store, 'remove', autospec=True)).mock
         self.download = self.useFixture(fixtures.MockPatch(
             'nova.virt.libvirt.imagebackend.IMAGE_API.download')).mock
         self.download.side_effect = self._serve
@@ -52,23 +53,24 @@ class PopulationFailureTestCase(base.TestCase):
     def _assert_nothing_left(self):
         workdir = os.path.join(self.instances, 'fastclone')
         self.assertEqual([], os.listdir(workdir))
-        (name,), _ = self.destroy.call_args
+        (name,), kwargs = self.remove.call_args
         self.assertTrue(name.startswith(cache.tmp_prefix(IMAGE_ID)), name)
+        self.assertEqual({'wait': populate.REMOVE_WAIT}, kwargs)
         lock = self._ioctx().lock_exclusive.call_args[0]
         self._ioctx().unlock.assert_called_once_with(
-            cache.lock_object(IMAGE_ID), cache.LOCK_NAME, lock[2])
+            cache.lock_object(IMAGE_ID), 'populate', lock[2])
 
     def test_hash_mismatch(self):
         self.served = DATA[:-1] + b'!'
         exc = self.assertRaises(fc_exception.ImageRejected,
-                                self.cache.ensure, 'ctx', self.meta, 0)
+                                self.populator.ensure, 'ctx', self.meta, 0)
         self.assertIn('sha512 of the data is', exc.reason)
         self._assert_nothing_left()
 
     def test_size_mismatch(self):
         self.served = DATA + b'more'
         exc = self.assertRaises(fc_exception.ImageRejected,
-                                self.cache.ensure, 'ctx', self.meta, 0)
+                                self.populator.ensure, 'ctx', self.meta, 0)
         self.assertIn('Glance says %d' % len(DATA), exc.reason)
         self._assert_nothing_left()
 
@@ -77,14 +79,14 @@ class PopulationFailureTestCase(base.TestCase):
                                side_effect=fc_exception.ImageRejected(
                                    image=IMAGE_ID, reason='backing file')):
             self.assertRaises(fc_exception.ImageRejected,
-                              self.cache.ensure, 'ctx', self.meta, 0)
+                              self.populator.ensure, 'ctx', self.meta, 0)
         self._assert_nothing_left()
 
     def test_no_room_refused_before_download(self):
         with mock.patch('fastclone_backend.fetch.free_bytes',
                         return_value=10):
             exc = self.assertRaises(fc_exception.ImageRejected,
-                                    self.cache.ensure, 'ctx', self.meta, 0)
+                                    self.populator.ensure, 'ctx', self.meta, 0)
         self.assertIn('not enough free space', exc.reason)
         self.download.assert_not_called()
         self._assert_nothing_left()
@@ -94,7 +96,7 @@ class PopulationFailureTestCase(base.TestCase):
                    group='fastclone')
         self._ioctx().lock_exclusive.side_effect = fakes.RadosObjectBusy(
             'held by another host')
-        exc = self.assertRaises(fc_exception.CacheError, self.cache.ensure,
+        exc = self.assertRaises(fc_exception.CacheError, self.populator.ensure,
                                 'ctx', self.meta, 0)
         self.assertIn('waiting for another host', str(exc))
         self.download.assert_not_called()

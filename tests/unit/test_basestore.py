@@ -1,0 +1,184 @@
+"""BaseStore removal and retirement: never an image that has clones."""
+
+import contextlib
+from unittest import mock
+
+import fixtures
+
+from fastclone_backend import basestore
+from fastclone_backend import cache
+from tests.unit import base
+from tests.unit import fakes
+
+IMAGE_ID = '6b3f5c1e-2d4a-4e8b-9c7f-0a1b2c3d4e5f'
+RETIRED = cache.retired_name(IMAGE_ID, 'ab12cd34')
+CHILD = {'pool': 'vms', 'pool_namespace': '', 'trash': False,
+         'image': '1f2e3d4c-5b6a-4978-8695-a4b3c2d1e0f0_disk',
+         'id': '10f8e1a2b3c4'}
+USER_SNAP = {'id': 4, 'name': cache.SNAP, 'namespace': 0}
+# a user snapshot removed while it had a clone (clone v2)
+TRASH_SNAP = {'id': 7, 'name': '0d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6',
+              'namespace': 2}
+
+
+class FakeImage:
+    """An open RBD image: snapshots and their clones, no librbd."""
+
+    def __init__(self, snaps=(), children=None, protected=(), busy=False):
+        self.snaps = list(snaps)
+        self.children = children or {}   # snapshot id: [child]
+        self.protected = set(protected)
+        self.busy = busy                 # a clone attaches at unprotect
+        self.at = None
+        self.removed = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def list_snaps(self):
+        return iter(self.snaps)
+
+    def set_snap_by_id(self, snap_id):
+        self.at = snap_id
+
+    def set_snap(self, name):
+        assert name is None
+        self.at = None
+
+    def list_children2(self):
+        assert self.at is not None, 'children of the head image'
+        return iter(self.children.get(self.at, ()))
+
+    def is_protected_snap(self, name):
+        return name in self.protected
+
+    def unprotect_snap(self, name):
+        if self.busy:
+            raise fakes.RbdImageBusy('[errno 16] snapshot has children')
+        self.protected.discard(name)
+
+    def remove_snap(self, name):
+        if name in self.protected:
+            raise fakes.RbdImageBusy('[errno 16] snapshot is protected')
+        self.removed.append(name)
+
+    def remove_snap_by_id(self, snap_id):
+        self.removed.append(snap_id)
+
+
+class RemoveSnapsTestCase(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.useFixture(fakes.CephModules())
+
+    def test_snapshot_with_clones_keeps_everything(self):
+        image = FakeImage([USER_SNAP], children={4: [CHILD]},
+                          protected=[cache.SNAP])
+        self.assertFalse(basestore.remove_snaps(image))
+        self.assertEqual([], image.removed)
+        self.assertEqual({cache.SNAP}, image.protected)
+        self.assertIsNone(image.at)
+
+    def test_trash_namespace_snapshot_with_clones_keeps_everything(self):
+        image = FakeImage([USER_SNAP, TRASH_SNAP], children={7: [CHILD]})
+        self.assertFalse(basestore.remove_snaps(image))
+        self.assertEqual([cache.SNAP], image.removed)  # only the childless
+
+    def test_unprotect_refused_keeps_the_snapshot(self):
+        image = FakeImage([USER_SNAP], protected=[cache.SNAP], busy=True)
+        self.assertFalse(basestore.remove_snaps(image))
+        self.assertEqual([], image.removed)
+
+    def test_protected_snapshot_unprotected_then_removed(self):
+        image = FakeImage([USER_SNAP], protected=[cache.SNAP])
+        self.assertTrue(basestore.remove_snaps(image))
+        self.assertEqual([cache.SNAP], image.removed)
+
+    def test_trash_namespace_snapshot_removed_by_id(self):
+        image = FakeImage([TRASH_SNAP])
+        with mock.patch.object(image, 'remove_snap', autospec=True) as rm:
+            self.assertTrue(basestore.remove_snaps(image))
+        self.assertEqual([7], image.removed)
+        rm.assert_not_called()
+
+
+class BaseStoreTestCase(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.ceph = self.useFixture(fakes.CephModules())
+        self.rbd = self.ceph.rbd.RBD.return_value
+        self.ioctx = mock.Mock(name='ioctx')
+        self.useFixture(fixtures.MockPatchObject(
+            basestore.BaseStore, 'ioctx', autospec=True,
+            return_value=contextlib.nullcontext(self.ioctx)))
+        self.image = FakeImage([USER_SNAP], protected=[cache.SNAP])
+        self.open = self.useFixture(fixtures.MockPatchObject(
+            basestore.BaseStore, '_open', autospec=True,
+            return_value=self.image)).mock
+        self.store = basestore.BaseStore(mock.sentinel.driver, pool='vms')
+
+    def test_remove_childless_retired_image(self):
+        self.assertTrue(self.store.remove(RETIRED))
+        self.open.assert_called_once_with(RETIRED)
+        self.assertEqual([cache.SNAP], self.image.removed)
+        self.rbd.remove.assert_called_once_with(self.ioctx, RETIRED)
+
+    def test_retired_image_with_clones_is_kept(self):
+        self.image.children = {4: [CHILD]}
+        self.assertFalse(self.store.remove(RETIRED))
+        self.assertEqual([], self.image.removed)
+        self.rbd.remove.assert_not_called()
+
+    def test_unprotect_busy_keeps_the_image(self):
+        self.image.busy = True
+        self.assertFalse(self.store.remove(RETIRED))
+        self.assertEqual([], self.image.removed)
+        self.rbd.remove.assert_not_called()
+
+    def test_clone_raced_in_keeps_the_image(self):
+        # the snapshot gained a child and went to the trash namespace
+        self.rbd.remove.side_effect = fakes.RbdImageHasSnapshots('ENOTEMPTY')
+        self.assertFalse(self.store.remove(RETIRED))
+        self.rbd.remove.assert_called_once_with(self.ioctx, RETIRED)
+
+    def test_image_gone_already_counts_as_removed(self):
+        self.open.side_effect = fakes.RbdImageNotFound('ENOENT')
+        self.assertTrue(self.store.remove(RETIRED))
+        self.rbd.remove.assert_not_called()
+
+    def test_image_gone_before_its_removal_counts_as_removed(self):
+        self.rbd.remove.side_effect = fakes.RbdImageNotFound('ENOENT')
+        self.assertTrue(self.store.remove(RETIRED))
+
+    def test_open_image_retried_until_the_wait_ends(self):
+        tmp = cache.tmp_name(IMAGE_ID, 'ef56ab78')
+        self.rbd.remove.side_effect = [fakes.RbdImageBusy('watchers'),
+                                       fakes.RbdImageBusy('watchers'), None]
+        with mock.patch.object(basestore.time, 'sleep',
+                               autospec=True) as sleep:
+            self.assertTrue(self.store.remove(tmp, wait=45))
+        self.assertEqual(3, self.rbd.remove.call_count)
+        self.assertEqual([mock.call(1)] * 2, sleep.call_args_list)
+
+    def test_ready_base_is_never_removed(self):
+        self.assertRaises(ValueError, self.store.remove,
+                          cache.base_name(IMAGE_ID))
+        self.open.assert_not_called()
+        self.rbd.remove.assert_not_called()
+
+    def test_retire_renames_to_a_retired_name(self):
+        new = self.store.retire(cache.base_name(IMAGE_ID), 'image deleted')
+        self.assertEqual('retired', cache.kind_of(new))
+        self.assertEqual(IMAGE_ID, cache.image_id_of(new))
+        self.rbd.rename.assert_called_once_with(
+            self.ioctx, cache.base_name(IMAGE_ID), new)
+
+    def test_retire_of_a_vanished_base(self):
+        self.rbd.rename.side_effect = fakes.RbdImageNotFound('ENOENT')
+        self.assertIsNone(self.store.retire(cache.base_name(IMAGE_ID),
+                                            'image deleted'))

@@ -1,0 +1,111 @@
+"""The RADOS lease: exclusion, renewal, loss, and hold()."""
+
+import threading
+from unittest import mock
+
+import pytest
+
+from fastclone_backend import lease as fc_lease
+from tests.unit import fakes
+
+OBJ = 'fastclone-lock-f0e1d2c3-b4a5-4697-8899-aabbccddeeff'
+
+
+class _Ioctx:
+    """A RADOS lock table good enough to test the lease protocol."""
+
+    def __init__(self):
+        self.holder = None
+        self.calls = []
+        self.renewed = threading.Event()
+
+    def lock_exclusive(self, obj, name, cookie, desc, duration, flags=0):
+        self.calls.append((obj, name, cookie, desc, duration, flags))
+        if flags == fc_lease.LOCK_FLAG_RENEW:
+            self.renewed.set()
+            return
+        if self.holder not in (None, cookie):
+            raise fakes.RadosObjectBusy('busy')
+        self.holder = cookie
+
+    def unlock(self, obj, name, cookie):
+        if self.holder != cookie:
+            raise fakes.RadosError('not locked')
+        self.holder = None
+
+
+def _rados():
+    return mock.Mock(Error=fakes.RadosError, ObjectBusy=fakes.RadosObjectBusy)
+
+
+def test_lease_excludes_others_and_renews():
+    ioctx = _Ioctx()
+    first = fc_lease.Lease(ioctx, OBJ, 3, _rados())
+    second = fc_lease.Lease(ioctx, OBJ, 3, _rados())
+    assert first.acquire()
+    assert not second.acquire()
+    assert ioctx.renewed.wait(5)  # heartbeat every second here
+    first.release()
+    assert second.acquire()
+    second.release()
+    assert ioctx.holder is None
+    assert (OBJ, 'populate', first.cookie,
+            'fastclone-backend cache population', 3,
+            fc_lease.LOCK_FLAG_RENEW) in ioctx.calls
+
+
+def test_name_and_description_are_passed_to_rados():
+    ioctx = _Ioctx()
+    lease = fc_lease.Lease(ioctx, 'fastclone-lifecycle', 30, _rados(),
+                           name='lifecycle', desc='the pass')
+    assert lease.acquire()
+    lease.release()
+    assert ioctx.calls[0] == ('fastclone-lifecycle', 'lifecycle',
+                              lease.cookie, 'the pass', 30, 0)
+    assert ioctx.holder is None
+
+
+def test_failed_renewal_marks_the_lease_lost():
+    ioctx = _Ioctx()
+    lease = fc_lease.Lease(ioctx, OBJ, 3, _rados())
+    assert lease.acquire()
+    ioctx.lock_exclusive = mock.Mock(side_effect=fakes.RadosError('gone'))
+    for _ in range(50):
+        if lease.lost:
+            break
+        threading.Event().wait(0.1)
+    assert lease.lost
+    ioctx.holder = 'another-host'   # expired, then taken by someone else
+    with mock.patch.object(fc_lease.LOG, 'warning', autospec=True) as warning:
+        lease.release()             # only warns: the lock is not ours
+    assert warning.call_count == 1
+    assert ioctx.holder == 'another-host'
+
+
+# ------------------------------------------------------------- hold
+def test_hold_yields_none_when_another_holds_it():
+    ioctx = _Ioctx()
+    ioctx.holder = 'another-host'
+    with fc_lease.hold(ioctx, OBJ, 3, _rados()) as held:
+        assert held is None
+    assert ioctx.holder == 'another-host'   # never unlocked: not ours
+    assert [c[-1] for c in ioctx.calls] == [0]  # no renewal started
+
+
+def test_hold_releases_on_exit():
+    ioctx = _Ioctx()
+    with fc_lease.hold(ioctx, OBJ, 3, _rados(), name='lifecycle') as held:
+        assert isinstance(held, fc_lease.Lease)
+        assert ioctx.holder == held.cookie
+        assert held.name == 'lifecycle'
+    assert ioctx.holder is None
+    assert held._thread is not None and not held._thread.is_alive()
+
+
+def test_hold_releases_when_the_body_raises():
+    ioctx = _Ioctx()
+    with pytest.raises(ValueError):
+        with fc_lease.hold(ioctx, OBJ, 3, _rados()) as held:
+            assert ioctx.holder == held.cookie
+            raise ValueError('population failed')
+    assert ioctx.holder is None
