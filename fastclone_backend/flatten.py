@@ -24,10 +24,11 @@ import json
 
 from oslo_log import log as logging
 
+from fastclone_backend import advice
+
 LOG = logging.getLogger(__name__)
 
 MGR_TIMEOUT = 10
-_warned = set()
 
 
 class MgrRefused(Exception):
@@ -65,11 +66,10 @@ def submit(driver, spec: str):
 
 
 def warn_once(driver, pool: str, err) -> None:
-    if pool in _warned:
-        return
-    _warned.add(pool)
-    LOG.warning("cannot queue flatten tasks in pool %(pool)s (%(err)s): "
-                "clones there are not flattened.  Give the Ceph user the "
-                "mgr caps: ceph auth caps client.%(user)s mon 'profile "
-                "rbd' osd '<as now>' mgr 'profile rbd pool=%(pool)s'",
-                {'pool': pool, 'err': err, 'user': driver.rbd_user})
+    advice.warn_once(
+        ('flatten', pool),
+        "cannot queue flatten tasks in pool %(pool)s (%(err)s): clones "
+        "there are not flattened.  Give the Ceph user the mgr caps: ceph "
+        "auth caps client.%(user)s mon 'profile rbd' osd '<as now>' mgr "
+        "'profile rbd pool=%(pool)s'",
+        {'pool': pool, 'err': err, 'user': driver.rbd_user})

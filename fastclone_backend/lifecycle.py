@@ -30,6 +30,7 @@ from oslo_log import log as logging
 import nova.conf
 from nova.storage import rbd_utils
 
+from fastclone_backend import advice
 from fastclone_backend import basestore
 from fastclone_backend import cache
 from fastclone_backend import chains
@@ -250,16 +251,11 @@ class Pass:
         self.records.drop(done)
 
 
-_trash_warned = set()
-
-
 def trash_warn_once(driver, pool: str, err) -> None:
-    if pool in _trash_warned:
-        return
-    _trash_warned.add(pool)
-    LOG.warning("cannot purge the RBD trash of pool %(pool)s (%(err)s): "
-                "images deleted in Glance stay there.  Give the Ceph user "
-                "write access: ceph auth caps client.%(user)s ... osd "
-                "'profile rbd pool=%(pool)s', or run 'rbd trash purge' "
-                "there on a schedule", {'pool': pool, 'err': err,
-                                        'user': driver.rbd_user})
+    advice.warn_once(
+        ('trash', pool),
+        "cannot purge the RBD trash of pool %(pool)s (%(err)s): images "
+        "deleted in Glance stay there.  Give the Ceph user write access: "
+        "ceph auth caps client.%(user)s ... osd 'profile rbd "
+        "pool=%(pool)s', or run 'rbd trash purge' there on a schedule",
+        {'pool': pool, 'err': err, 'user': driver.rbd_user})
