@@ -129,7 +129,8 @@ class Populator:
         found = self.store.metadata(base, cache.SNAP)
         why = ('it has no snapshot' if found is None
                else cache.stale_reason(found[1], image_meta))
-        self.store.retire(base, why)
+        if why:   # else it became current meanwhile: never retire that
+            self.store.retire(base, why)
 
     def _workdir(self) -> str:
         path = CONF.fastclone.work_dir or os.path.join(CONF.instances_path,

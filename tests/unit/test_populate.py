@@ -100,3 +100,54 @@ class PopulationFailureTestCase(base.TestCase):
                                 'ctx', self.meta, 0)
         self.assertIn('waiting for another host', str(exc))
         self.download.assert_not_called()
+
+
+class ClearLeftoversTestCase(base.TestCase):
+    """Under the lock: tmp leftovers removed, a bad base only retired."""
+
+    def setUp(self):
+        super().setUp()
+        self.useFixture(fakes.CephModules())
+        self.flags(images_rbd_pool='vms', group='libvirt')
+        fc_conf.register_opts(populate.CONF)
+        self.populator = populate.Populator(cluster.SharedRBDDriver())
+        self.store = self.useFixture(fixtures.MockPatchObject(
+            self.populator, 'store', autospec=True)).mock
+        self.meta = {'id': IMAGE_ID, 'size': 10, 'checksum': 'ab' * 16}
+
+    def _metadata(self, base, snap):
+        self.store.metadata.side_effect = lambda name, snapshot=None: (
+            snap if snapshot else base)
+
+    def test_crashed_tmp_removed_without_waiting(self):
+        tmp = cache.tmp_name(IMAGE_ID, 'dead')
+        self.store.names.return_value = [tmp]
+        self._metadata(None, None)
+        self.populator._clear_leftovers(self.meta)
+        self.store.names.assert_called_once_with(cache.tmp_prefix(IMAGE_ID))
+        self.store.remove.assert_called_once_with(tmp)
+        self.store.retire.assert_not_called()
+
+    def test_base_without_snapshot_is_retired_not_removed(self):
+        self.store.names.return_value = []
+        self._metadata((10, {}), None)
+        self.populator._clear_leftovers(self.meta)
+        self.store.retire.assert_called_once_with(
+            cache.base_name(IMAGE_ID), 'it has no snapshot')
+        self.store.remove.assert_not_called()
+
+    def test_stale_base_is_retired(self):
+        self.store.names.return_value = []
+        stored = cache.fingerprint(dict(self.meta, checksum='cd' * 16))
+        self._metadata((10, stored), (10, stored))
+        self.populator._clear_leftovers(self.meta)
+        (name, why), _ = self.store.retire.call_args
+        self.assertEqual(cache.base_name(IMAGE_ID), name)
+        self.assertTrue(why.startswith('checksum is '), why)
+
+    def test_current_base_is_never_retired(self):
+        self.store.names.return_value = []
+        stored = cache.fingerprint(self.meta)
+        self._metadata((10, stored), (10, stored))
+        self.populator._clear_leftovers(self.meta)
+        self.store.retire.assert_not_called()
