@@ -188,13 +188,33 @@ def images(glance, lab, tmp_path_factory):
     helper.cleanup()
 
 
+def _connected(lab, user):
+    import rados
+    client = rados.Rados(conffile=lab.ceph_conf, rados_id=user)
+    client.connect(timeout=15)
+    return client
+
+
 @pytest.fixture(scope='session')
 def rados_nova(lab):
-    import rados
-    client = rados.Rados(conffile=lab.ceph_conf, rados_id=lab.nova_user)
-    client.connect(timeout=15)
+    client = _connected(lab, lab.nova_user)
     yield client
     client.shutdown()
+
+
+@pytest.fixture(scope='session')
+def rados_admin(lab):
+    client = _connected(lab, lab.admin_user)
+    yield client
+    client.shutdown()
+
+
+@pytest.fixture(scope='session')
+def vms(lab, rados_nova):
+    """The instances (and cache) pool, as the compute hosts' user."""
+    ioctx = rados_nova.open_ioctx(lab.vms_pool)
+    yield ioctx
+    ioctx.close()
 
 
 @pytest.fixture(scope='session')

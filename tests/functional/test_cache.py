@@ -47,13 +47,6 @@ def _spawn_elsewhere(lab, image_id, workdir, **kwargs):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-@pytest.fixture(scope='module')
-def vms(lab, rados_nova):
-    ioctx = rados_nova.open_ioctx(lab.vms_pool)
-    yield ioctx
-    ioctx.close()
-
-
 @pytest.fixture(scope='module', autouse=True)
 def clean_cache(vms, rados_nova):
     """Remove what the tests left: clones of cached bases, then bases."""

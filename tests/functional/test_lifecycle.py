@@ -14,7 +14,6 @@ import time
 from unittest import mock
 
 import pytest
-import rados
 import rbd
 
 from fastclone_backend import basestore
@@ -35,23 +34,8 @@ MiB = 1 << 20
 
 
 @pytest.fixture(scope='module')
-def admin(lab):
-    client = rados.Rados(conffile=lab.ceph_conf, rados_id=lab.admin_user)
-    client.connect(timeout=15)
-    yield client
-    client.shutdown()
-
-
-@pytest.fixture(scope='module')
-def vms(lab, rados_nova):
-    ioctx = rados_nova.open_ioctx(lab.vms_pool)
-    yield ioctx
-    ioctx.close()
-
-
-@pytest.fixture(scope='module')
-def glance_pool(lab, admin):
-    ioctx = admin.open_ioctx(lab.images_pool)
+def glance_pool(lab, rados_admin):
+    ioctx = rados_admin.open_ioctx(lab.images_pool)
     yield ioctx
     ioctx.close()
 
@@ -120,7 +104,32 @@ def _cached_image(images, tag, size=4 * MiB):
     return images.upload(_qcow2(images, data, tag), disk_format='qcow2'), data
 
 
+def _childless_base(ctx, images, tag):
+    """A qcow2 image whose cached base exists and has no clone."""
+    image, data = _cached_image(images, tag)
+    instance, _disk = _spawn(ctx, image.id)
+    novaflow.delete_instance_disks(instance)
+    return image, data
+
+
 # ------------------------------------------------------------ the race
+def _next_spawn_works_and_the_base_goes(ctx, lab, vms, image, data, racer,
+                                        retired):
+    """Nothing wedged: the next spawn repopulates the base.
+
+    Once the racing clone is gone, one pass removes the retired base.
+    """
+    second, mine = _spawn(ctx, image.id)
+    assert _parent(vms, mine) == (lab.vms_pool, cache.base_name(image.id),
+                                  'snap')
+    assert _head(vms, mine, len(data)) == data
+    rbd.RBD().remove(vms, racer)
+    report = _pass(ctx)
+    assert retired in report['removed']
+    assert _ours(vms, image.id) == [cache.base_name(image.id)]
+    novaflow.delete_instance_disks(second)
+
+
 def test_clone_racing_the_retirement_keeps_the_base(
         nova_ctx, lab, images, vms, tmp_path, image_cache_conf):
     """A clone made between the children check and the retirement.
@@ -128,9 +137,7 @@ def test_clone_racing_the_retirement_keeps_the_base(
     Another host clones the base then: it is kept with that clone, and
     nothing wedges.
     """
-    image, data = _cached_image(images, 'race-a')
-    first, disk = _spawn(nova_ctx, image.id)
-    novaflow.delete_instance_disks(first)   # the base has no clone now
+    image, data = _childless_base(nova_ctx, images, 'race-a')
     image_cache_conf(remove_unused_original_minimum_age_seconds=0)
     other = {}
     act = lifecycle.Pass._act_on_bases
@@ -148,16 +155,8 @@ def test_clone_racing_the_retirement_keeps_the_base(
     (theirs,) = other['disks']
     assert _parent(vms, theirs) == (lab.vms_pool, retired, 'snap')
     assert _head(vms, theirs, len(data)) == data
-
-    second, mine = _spawn(nova_ctx, image.id)   # repopulates: not wedged
-    assert _parent(vms, mine) == (lab.vms_pool, cache.base_name(image.id),
-                                  'snap')
-    assert _head(vms, mine, len(data)) == data
-    rbd.RBD().remove(vms, theirs)
-    report = _pass(nova_ctx)
-    assert retired in report['removed']
-    assert _ours(vms, image.id) == [cache.base_name(image.id)]
-    novaflow.delete_instance_disks(second)
+    _next_spawn_works_and_the_base_goes(nova_ctx, lab, vms, image, data,
+                                        racer=theirs, retired=retired)
 
 
 def test_clone_racing_the_snapshot_removal_keeps_the_base(
@@ -167,9 +166,7 @@ def test_clone_racing_the_snapshot_removal_keeps_the_base(
     Clone v2 moves the snapshot to the trash namespace; the base stays
     retired with its child, and goes when the child goes.
     """
-    image, data = _cached_image(images, 'race-b')
-    first, _disk = _spawn(nova_ctx, image.id)
-    novaflow.delete_instance_disks(first)
+    image, data = _childless_base(nova_ctx, images, 'race-b')
     image_cache_conf(remove_unused_original_minimum_age_seconds=0)
     child = 'fastclone-test-racer-%s' % image.id[:8]
     armed = []
@@ -198,14 +195,8 @@ def test_clone_racing_the_snapshot_removal_keeps_the_base(
     assert _head(vms, child, len(data)) == data
     with rbd.Image(vms, retired, read_only=True) as img:
         assert [s['namespace'] for s in img.list_snaps()] == [2]  # trash
-
-    second, mine = _spawn(nova_ctx, image.id)   # not wedged
-    assert _head(vms, mine, len(data)) == data
-    rbd.RBD().remove(vms, child)
-    report = _pass(nova_ctx)
-    assert retired in report['removed']
-    assert _ours(vms, image.id) == [cache.base_name(image.id)]
-    novaflow.delete_instance_disks(second)
+    _next_spawn_works_and_the_base_goes(nova_ctx, lab, vms, image, data,
+                                        racer=child, retired=retired)
 
 
 def test_crashed_population_leftover_is_removed(nova_ctx, lab, images,
