@@ -5,9 +5,10 @@
 (Nova's own monkey patching decides eventlet or native threads first, as
 nova-compute does), then:
 
-* ``pass [--force] [--stall-after-submit]``: one lifecycle pass; prints
-  its report.  ``--stall-after-submit`` stops (sleeps) right after the
-  first flatten task is queued, for a kill -9 mid-pass.
+* ``pass [--force] [--stall-after-submit] [--start-at T]``: one lifecycle
+  pass (at time T); prints its report.  ``--stall-after-submit`` stops
+  (sleeps) right after the first flatten task is queued, for a kill -9
+  mid-pass.
 * ``soak --image ID:SHA256:BYTES ... --seconds S``: spawns root disks of
   random images, checks each disk's first BYTES against SHA256, deletes
   some, runs passes, until S seconds are up; prints counts and errors.
@@ -28,6 +29,8 @@ def _args():
     one = sub.add_parser('pass')
     one.add_argument('--force', action='store_true')
     one.add_argument('--stall-after-submit', action='store_true')
+    one.add_argument('--start-at', type=float, default=0,
+                     help='wait until this time.time() to start the pass')
     soak = sub.add_parser('soak')
     soak.add_argument('--image', action='append', required=True)
     soak.add_argument('--seconds', type=float, required=True)
@@ -62,8 +65,10 @@ def _pass(ctx):
             time.sleep(3600)  # the test kills this process here
             return task
         flatten.submit = stalling
-    return lifecycle.run_pass(ctx, cluster.SharedRBDDriver(),
-                              force=ARGS.force)
+    driver = cluster.SharedRBDDriver()
+    driver.get_fsid()   # connected before the barrier
+    time.sleep(max(0.0, ARGS.start_at - time.time()))
+    return lifecycle.run_pass(ctx, driver, force=ARGS.force)
 
 
 def _read_head(disk, length):
