@@ -153,12 +153,12 @@ class BaseStore:
         cookie = 'probe-' + _token()
         with self.ioctx() as ioctx:
             try:
-                ioctx.lock_exclusive(obj, 'populate', cookie,
+                ioctx.lock_exclusive(obj, cache.LOCK_NAME, cookie,
                                      desc='fastclone-backend probe',
                                      duration=1)
             except rbd_utils.rados.ObjectBusy:
                 return True
-            ioctx.unlock(obj, 'populate', cookie)
+            ioctx.unlock(obj, cache.LOCK_NAME, cookie)
         return False
 
     # ------------------------------------------------------------ change

@@ -35,6 +35,7 @@ TMP_PREFIX = 'fastclone-tmp-'
 RETIRED_PREFIX = 'fastclone-retired-'
 LOCK_PREFIX = 'fastclone-lock-'
 LIFECYCLE_OBJECT = 'fastclone-lifecycle'
+LOCK_NAME = 'populate'   # the population lock on a lock object
 SNAP = 'snap'
 META = 'fastclone.'
 MISSING = '-'

@@ -37,8 +37,7 @@ class Lease:
     """
 
     def __init__(self, ioctx, obj: str, seconds: int, rados_mod,
-                 name: str = 'populate',
-                 desc: str = 'fastclone-backend cache population'):
+                 name: str, desc: str = 'fastclone-backend cache population'):
         self.ioctx = ioctx
         self.obj = obj
         self.seconds = seconds

@@ -70,8 +70,8 @@ class Populator:
                 return self.store.url(image_id), ready[0], True
             with self.store.ioctx() as ioctx, lease.hold(
                     ioctx, cache.lock_object(image_id),
-                    CONF.fastclone.cache_lock_lease,
-                    rbd_utils.rados) as held:
+                    CONF.fastclone.cache_lock_lease, rbd_utils.rados,
+                    name=cache.LOCK_NAME) as held:
                 if held is not None:
                     size = self._populate_locked(context, image_meta,
                                                  max_virtual_size, held)

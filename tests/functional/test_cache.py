@@ -243,9 +243,17 @@ def test_changed_image_invalidates_the_base(nova_ctx, lab, images, vms):
 
 
 def test_eviction_keeps_bases_with_clones(nova_ctx, lab, images, vms,
-                                          fastclone_conf):
+                                          fastclone_conf, image_cache_conf):
     from fastclone_backend import cluster
     from fastclone_backend import lifecycle
+
+    def one_pass():
+        return lifecycle.run_pass(nova_ctx, cluster.SharedRBDDriver(),
+                                  force=True)
+    # other tests' bases without clones would be evicted first: gone now
+    image_cache_conf(remove_unused_original_minimum_age_seconds=0)
+    one_pass()
+    image_cache_conf(remove_unused_original_minimum_age_seconds=86400)
     made = {}
     for tag in ('a', 'b', 'c'):
         data = make_data(2 << 20, marker=b'fastclone-evict-' + tag.encode())
@@ -262,9 +270,8 @@ def test_eviction_keeps_bases_with_clones(nova_ctx, lab, images, vms,
     ours = {cache.base_name(made[t].id) for t in 'abc'}
     others = [n for n in rbd.RBD().list(vms)
               if cache.kind_of(n) == 'base' and n not in ours]
-    fastclone_conf(cache_max_count=len(others) + 1)
-    report = lifecycle.run_pass(nova_ctx, cluster.SharedRBDDriver(),
-                                force=True)
+    fastclone_conf(cache_max_count=len(others) + 2)   # one too many
+    report = one_pass()
     names = rbd.RBD().list(vms)
     assert cache.base_name(made['a'].id) in names
     assert cache.base_name(made['b'].id) not in names

@@ -40,8 +40,8 @@ def _rados():
 
 def test_lease_excludes_others_and_renews():
     ioctx = _Ioctx()
-    first = fc_lease.Lease(ioctx, OBJ, 3, _rados())
-    second = fc_lease.Lease(ioctx, OBJ, 3, _rados())
+    first = fc_lease.Lease(ioctx, OBJ, 3, _rados(), name='populate')
+    second = fc_lease.Lease(ioctx, OBJ, 3, _rados(), name='populate')
     assert first.acquire()
     assert not second.acquire()
     assert ioctx.renewed.wait(5)  # heartbeat every second here
@@ -67,7 +67,7 @@ def test_name_and_description_are_passed_to_rados():
 
 def test_failed_renewal_marks_the_lease_lost():
     ioctx = _Ioctx()
-    lease = fc_lease.Lease(ioctx, OBJ, 3, _rados())
+    lease = fc_lease.Lease(ioctx, OBJ, 3, _rados(), name='populate')
     assert lease.acquire()
     ioctx.lock_exclusive = mock.Mock(side_effect=fakes.RadosError('gone'))
     for _ in range(50):
@@ -86,7 +86,7 @@ def test_failed_renewal_marks_the_lease_lost():
 def test_hold_yields_none_when_another_holds_it():
     ioctx = _Ioctx()
     ioctx.holder = 'another-host'
-    with fc_lease.hold(ioctx, OBJ, 3, _rados()) as held:
+    with fc_lease.hold(ioctx, OBJ, 3, _rados(), name='populate') as held:
         assert held is None
     assert ioctx.holder == 'another-host'   # never unlocked: not ours
     assert [c[-1] for c in ioctx.calls] == [0]  # no renewal started
@@ -105,7 +105,7 @@ def test_hold_releases_on_exit():
 def test_hold_releases_when_the_body_raises():
     ioctx = _Ioctx()
     with pytest.raises(ValueError):
-        with fc_lease.hold(ioctx, OBJ, 3, _rados()) as held:
+        with fc_lease.hold(ioctx, OBJ, 3, _rados(), name='populate') as held:
             assert ioctx.holder == held.cookie
             raise ValueError('population failed')
     assert ioctx.holder is None
