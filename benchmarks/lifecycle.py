@@ -55,6 +55,7 @@ class Bench:
     def _base(self, index):
         import rbd
 
+        from fastclone_backend import basestore
         from fastclone_backend import cache
         image_id = self.image_ids[index]
         meta = self.api.get(self.ctx, image_id)
@@ -63,7 +64,7 @@ class Bench:
         with rbd.Image(self.ioctx, name) as img:
             for key, value in cache.fingerprint(meta).items():
                 img.metadata_set(key, value)
-            img.metadata_set(cache.META + 'last_used', '%.0f' % time.time())
+            img.metadata_set(cache.META + 'last_used', basestore.stamp())
             img.create_snap(cache.SNAP)
         if index % 10 == 1:
             clone = 'fastclone-bench-clone-%d' % index

@@ -51,6 +51,11 @@ def _token() -> str:
     return uuid.uuid4().hex[:8]
 
 
+def stamp() -> str:
+    """Now, in whole seconds, never ahead of the clock (a last-use time)."""
+    return '%d' % int(time.time())
+
+
 class BaseStore:
     """Our images in one pool, through one SharedRBDDriver."""
 
@@ -101,8 +106,7 @@ class BaseStore:
                                             0)) < TOUCH_EVERY:
                 return
             with self._open(name) as vol:
-                vol.metadata_set(cache.META + 'last_used',
-                                 '%.0f' % time.time())
+                vol.metadata_set(cache.META + 'last_used', stamp())
         except (rbd_utils.rbd.Error, rbd_utils.rados.Error, ValueError) as e:
             LOG.debug('could not record use of %(name)s: %(err)s',
                       {'name': name, 'err': e})
@@ -172,7 +176,7 @@ class BaseStore:
         with self._open(tmp) as vol:
             for key, value in cache.fingerprint(image_meta).items():
                 vol.metadata_set(key, value)
-            vol.metadata_set(cache.META + 'last_used', '%.0f' % time.time())
+            vol.metadata_set(cache.META + 'last_used', stamp())
             vol.metadata_set(cache.META + 'populated_by', '%s:%d' % (
                 socket.gethostname(), os.getpid()))
             vol.create_snap(cache.SNAP)

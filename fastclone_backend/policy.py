@@ -137,7 +137,7 @@ def _unused_retirements(bases, now, rules) -> list:
     kept = []
     for base in sorted(bases, key=lambda b: b.last_used):
         idle = now - base.last_used
-        if not base.children and idle > rules.min_age:
+        if not base.children and idle >= rules.min_age:
             found.append((base, 'unused for %d s' % idle))
         else:
             kept.append(base)

@@ -360,3 +360,10 @@ def test_clone_of_unknown_age_is_never_flattened_for_age():
     plan = _plan_flatten(clones, pinned=[POOL_BASE],
                          flatten_older_than=2 * HOUR)
     assert plan.flatten == [(VM2, 'clone is 3.0 hours old')]
+
+
+def test_min_age_zero_retires_a_base_used_this_second():
+    # Nova: images younger than the minimum age are kept; 0 keeps none
+    plan = _plan_bases([_base(CIRROS, used=NOW)], _glance(CIRROS),
+                       min_age=0)
+    assert _names(plan.retire) == [cache.base_name(CIRROS)]
