@@ -30,7 +30,6 @@ from oslo_log import log as logging
 import nova.conf
 from nova.storage import rbd_utils
 
-from fastclone_backend import advice
 from fastclone_backend import basestore
 from fastclone_backend import cache
 from fastclone_backend import chains
@@ -194,12 +193,7 @@ class Pass:
 
     def _purge(self, plan) -> None:
         for entry, why in plan.purge:
-            try:
-                done = trash.purge(self.driver, entry)
-            except rbd_utils.rbd.PermissionError as e:
-                trash_warn_once(self.driver, entry.pool, e)
-                done = False
-            key = 'purged' if done else 'kept'
+            key = 'purged' if trash.purge(self.driver, entry) else 'kept'
             self.report[key].append('%s/%s' % (entry.pool, entry.name))
 
     def _pinned_trash(self, entries, glance, plan) -> dict:
@@ -249,13 +243,3 @@ class Pass:
         done = [k for k in records if k not in queued and
                 k[len(FLATTEN_KEY):] not in in_flight]
         self.records.drop(done)
-
-
-def trash_warn_once(driver, pool: str, err) -> None:
-    advice.warn_once(
-        ('trash', pool),
-        "cannot purge the RBD trash of pool %(pool)s (%(err)s): images "
-        "deleted in Glance stay there.  Give the Ceph user write access: "
-        "ceph auth caps client.%(user)s ... osd 'profile rbd "
-        "pool=%(pool)s', or run 'rbd trash purge' there on a schedule",
-        {'pool': pool, 'err': err, 'user': driver.rbd_user})

@@ -25,6 +25,7 @@ from oslo_log import log as logging
 from nova.storage import rbd_utils
 from nova import utils
 
+from fastclone_backend import advice
 from fastclone_backend import basestore
 from fastclone_backend import policy
 
@@ -71,7 +72,11 @@ def _children(ioctx, image_id):
 
 
 def purge(driver, entry: policy.TrashEntry) -> bool:
-    """Remove a trash entry and its snapshots unless it has clones."""
+    """Remove a trash entry and its snapshots unless it has clones.
+
+    False when it stays: clones, a client still has it open, or the Ceph
+    user may not write there (advised once).
+    """
     client, ioctx = driver._connect_to_rados(entry.pool)
     try:
         try:
@@ -86,6 +91,9 @@ def purge(driver, entry: policy.TrashEntry) -> bool:
         rbd_utils.RbdProxy().trash_remove(ioctx, entry.id)
     except rbd_utils.rbd.ImageNotFound:
         return True
+    except rbd_utils.rbd.PermissionError as e:
+        warn_once(driver, entry.pool, e)
+        return False
     except (rbd_utils.rbd.ImageHasSnapshots, rbd_utils.rbd.ImageBusy) as e:
         LOG.info('kept trash entry %(pool)s/%(name)s (%(id)s) for now: '
                  '%(err)s', {'pool': entry.pool, 'name': entry.name,
@@ -96,3 +104,13 @@ def purge(driver, entry: policy.TrashEntry) -> bool:
     LOG.info('purged %(pool)s/%(name)s (%(id)s) from the trash',
              {'pool': entry.pool, 'name': entry.name, 'id': entry.id})
     return True
+
+
+def warn_once(driver, pool: str, err) -> None:
+    advice.warn_once(
+        ('trash', pool),
+        "cannot purge the RBD trash of pool %(pool)s (%(err)s): images "
+        "deleted in Glance stay there.  Give the Ceph user write access: "
+        "ceph auth caps client.%(user)s ... osd 'profile rbd "
+        "pool=%(pool)s', or run 'rbd trash purge' there on a schedule",
+        {'pool': pool, 'err': err, 'user': driver.rbd_user})
