@@ -101,13 +101,13 @@ class BaseStore:
     def touch(self, image_id: str, meta: dict) -> None:
         """Record the use, at most once a minute, best effort."""
         name = cache.base_name(image_id)
+        if time.time() - _float(meta.get(cache.META + 'last_used')) < \
+                TOUCH_EVERY:
+            return
         try:
-            if time.time() - float(meta.get(cache.META + 'last_used',
-                                            0)) < TOUCH_EVERY:
-                return
             with self._open(name) as vol:
                 vol.metadata_set(cache.META + 'last_used', stamp())
-        except (rbd_utils.rbd.Error, rbd_utils.rados.Error, ValueError) as e:
+        except (rbd_utils.rbd.Error, rbd_utils.rados.Error) as e:
             LOG.debug('could not record use of %(name)s: %(err)s',
                       {'name': name, 'err': e})
 

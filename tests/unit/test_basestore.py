@@ -182,3 +182,36 @@ class BaseStoreTestCase(base.TestCase):
         self.rbd.rename.side_effect = fakes.RbdImageNotFound('ENOENT')
         self.assertIsNone(self.store.retire(cache.base_name(IMAGE_ID),
                                             'image deleted'))
+
+
+class TouchTestCase(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.useFixture(fakes.CephModules())
+        self.vol = mock.Mock(name='vol')
+        self.vol.__enter__ = mock.Mock(return_value=self.vol)
+        self.vol.__exit__ = mock.Mock(return_value=False)
+        self.useFixture(fixtures.MockPatchObject(
+            basestore.BaseStore, '_open', autospec=True,
+            return_value=self.vol))
+        self.store = basestore.BaseStore(mock.sentinel.driver, pool='vms')
+
+    def test_recent_use_is_not_stamped_again(self):
+        self.store.touch(IMAGE_ID, {'fastclone.last_used':
+                                    basestore.stamp()})
+        self.vol.metadata_set.assert_not_called()
+
+    def test_old_use_is_stamped(self):
+        self.store.touch(IMAGE_ID, {'fastclone.last_used': '1000'})
+        self.vol.metadata_set.assert_called_once_with('fastclone.last_used',
+                                                      mock.ANY)
+
+    def test_unreadable_stamp_is_replaced(self):
+        # the survey counts it as never used: a base in use must not stay
+        # that way, or it would be evicted as unused
+        self.store.touch(IMAGE_ID, {'fastclone.last_used': 'garbage'})
+        (key, value), _ = self.vol.metadata_set.call_args
+        self.assertEqual('fastclone.last_used', key)
+        self.assertEqual(0.0, basestore._float('garbage'))
+        self.assertGreater(basestore._float(value), 0)
