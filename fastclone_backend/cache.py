@@ -35,6 +35,8 @@ TMP_PREFIX = 'fastclone-tmp-'
 RETIRED_PREFIX = 'fastclone-retired-'
 LOCK_PREFIX = 'fastclone-lock-'
 LIFECYCLE_OBJECT = 'fastclone-lifecycle'
+# what each Glance snapshot cloned in place holds, by pool/image@snap id
+VERDICTS_OBJECT = 'fastclone-verdicts'
 LOCK_NAME = 'populate'   # the population lock on a lock object
 SNAP = 'snap'
 META = 'fastclone.'

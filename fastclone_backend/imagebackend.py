@@ -34,14 +34,31 @@ from nova.virt.libvirt import imagebackend
 from fastclone_backend import cluster
 from fastclone_backend import conf as fc_conf
 from fastclone_backend import exception as fc_exception
+from fastclone_backend import glancerecord
+from fastclone_backend import inspect
 from fastclone_backend import location
 from fastclone_backend import populate
+from fastclone_backend import snapfacts
 
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
 
 # lookups of a cached base that another host may retire meanwhile
 CLONE_ATTEMPTS = 5
+
+
+class _NotClonable(Exception):
+    """No location can be cloned and the cache is off: Nova's path only."""
+
+    def __init__(self, image_id, reason):
+        super().__init__(reason)
+        self.image_id = image_id
+        self.reason = reason
+
+
+def is_nova_clone(fetch_func) -> bool:
+    """Is this LibvirtDriver's clone_fallback_to_fetch (root/rescue disks)?"""
+    return getattr(fetch_func, '__name__', None) == 'clone_fallback_to_fetch'
 
 
 def flavor_root_bytes(instance) -> int:
@@ -65,6 +82,8 @@ class FastRbd(imagebackend.Rbd):
         # set by direct_fetch: the size of the clone it made, so Nova's
         # exists()/get_disk_size() calls right after need no round trip
         self._made_size = None
+        # why only Nova's download path can make this disk, once known
+        self._stock_reason = None
 
     def exists(self):
         return self._made_size is not None or super().exists()
@@ -78,7 +97,41 @@ class FastRbd(imagebackend.Rbd):
         self._made_size = None
         super().resize_image(size)
 
+    def cache(self, fetch_func, filename, size=None, *args, **kwargs):
+        """Make a disk from an image before any host-wide lock.
+
+        Nova's ``Image.cache()`` runs the fetch under a file lock named
+        after the image, which serializes every spawn of that image on the
+        host.  A root or rescue disk (Nova's ``clone_fallback_to_fetch``
+        with a context and an image id) is cloned here instead, without
+        it; Nova's own path, lock and all, remains for everything else:
+        other disks, a disk that already exists, and an image that only
+        Nova's download can make (``[fastclone] cache_enabled = False``).
+        A refusal of the image itself ends here: Nova never downloads it
+        again into ``_base``.
+        """
+        context, image_id = kwargs.get('context'), kwargs.get('image_id')
+        if (not is_nova_clone(fetch_func) or context is None or
+                image_id is None or self.exists()):
+            return super().cache(fetch_func, filename, size, *args, **kwargs)
+        try:
+            self._make(context, image_id, size or 0, size or 0)
+        except _NotClonable as e:
+            LOG.info('image %(image)s: left to Nova\'s download path '
+                     '([fastclone] cache_enabled = False): %(why)s',
+                     {'image': image_id, 'why': e.reason})
+            self._stock_reason = e.reason
+        except rbd_utils.rbd.ImageExists:
+            LOG.info('%(name)s appeared meanwhile; Nova takes it from here',
+                     {'name': self.rbd_name})
+        else:
+            return
+        return super().cache(fetch_func, filename, size, *args, **kwargs)
+
     def clone(self, context, image_id_or_uri, copy_to_store=True):
+        if self._stock_reason is not None:   # known already: no Glance call
+            raise exception.ImageUnacceptable(image_id=image_id_or_uri,
+                                              reason=self._stock_reason)
         return self.direct_fetch(context, image_id_or_uri,
                                  copy_to_store=copy_to_store)
 
@@ -91,37 +144,69 @@ class FastRbd(imagebackend.Rbd):
         :raises: nova.exception.ImageUnacceptable naming every location
             and why it was refused.
         """
-        image_meta = imagebackend.IMAGE_API.get(context, image_href,
-                                                include_locations=True)
+        limit = flavor_root_bytes(self.instance)
+        target = size if size is not None else limit
+        try:
+            self._make(context, image_href, target, limit, copy_to_store)
+        except _NotClonable as e:
+            raise exception.ImageUnacceptable(image_id=e.image_id,
+                                              reason=e.reason)
+
+    def _make(self, context, image_href, target: int, limit: int,
+              copy_to_store=True, retry=True) -> None:
+        """Clone the disk from the image's snapshot, or its cached base.
+
+        :param target: grow the clone to this many bytes (0: leave it).
+        :param limit: refuse an image whose virtual size is larger (0: no
+            limit).
+        :raises: ImageUnacceptable for a refused image, _NotClonable when
+            no location can be cloned and the cache is off.
+        """
+        image_meta = glancerecord.show(context, image_href)
         image_id = image_meta.get('id') or image_href
-        target = size if size is not None else flavor_root_bytes(
-            self.instance)
-        source, reasons = self._select_source(
-            image_meta, location.candidate_urls(image_meta))
-        if (source is None and CONF.fastclone.use_location_api and
-                image_meta.get('disk_format') == 'raw'):
-            extra = [u for u in self._location_api_urls(context, image_id)
-                     if u not in reasons]
-            found, more = self._select_source(image_meta, extra)
-            source = found
-            reasons.update(more)
+        try:
+            source, reasons = self._find_source(context, image_meta, limit)
+        except fc_exception.ImageRejected as e:
+            raise exception.ImageUnacceptable(image_id=image_id,
+                                              reason=e.reason)
         if source is None:
             if CONF.libvirt.images_rbd_glance_store_name and copy_to_store:
                 self.copy_to_store(context, image_meta)
-                return self.direct_fetch(context, image_href, size,
-                                         copy_to_store=False)
-            if CONF.fastclone.cache_enabled:
-                LOG.debug('image %(image)s: not clonable in place: %(why)s',
-                          {'image': image_id,
-                           'why': self._refusal(reasons)})
-                return self._clone_from_cache(context, image_meta, target)
-            raise exception.ImageUnacceptable(
-                image_id=image_id, reason=self._refusal(reasons))
-        loc, snap_size = source
-        self._clone_from(loc, image_id)
-        self._made_size = self._grow(target, snap_size)
+                return self._make(context, image_href, target, limit,
+                                  copy_to_store=False)
+            if not CONF.fastclone.cache_enabled:
+                raise _NotClonable(image_id, self._refusal(reasons))
+            LOG.debug('image %(image)s: not clonable in place: %(why)s',
+                      {'image': image_id, 'why': self._refusal(reasons)})
+            return self._clone_from_cache(context, image_meta, target, limit)
+        loc, facts = source
+        try:
+            self._clone_from(loc, image_id)
+        except rbd_utils.rbd.ImageNotFound:
+            snapfacts.forget(loc.spec)   # it went away: learn it again
+            if not retry:
+                raise
+            LOG.info('image %(image)s: %(spec)s vanished before the clone; '
+                     'looking at the image again',
+                     {'image': image_id, 'spec': loc.spec})
+            return self._make(context, image_href, target, limit,
+                              copy_to_store, retry=False)
+        self._made_size = self._grow(target, facts.size)
 
-    def _clone_from_cache(self, context, image_meta, target: int) -> None:
+    def _find_source(self, context, image_meta, limit: int):
+        """((location, Facts) or None, {url: why refused})."""
+        source, reasons = self._select_source(
+            image_meta, location.candidate_urls(image_meta), limit)
+        if (source is None and CONF.fastclone.use_location_api and
+                image_meta.get('disk_format') == 'raw'):
+            asked = self._location_api_urls(context, image_meta['id'])
+            extra = [u for u in asked if u not in reasons]
+            source, more = self._select_source(image_meta, extra, limit)
+            reasons.update(more)
+        return source, reasons
+
+    def _clone_from_cache(self, context, image_meta, target: int,
+                          limit: int) -> None:
         """Clone the cluster-wide cached base (populating it if needed).
 
         A base retired or removed by another host between the lookup and
@@ -130,7 +215,7 @@ class FastRbd(imagebackend.Rbd):
         """
         image_id = image_meta['id']
         for attempt in range(1, CLONE_ATTEMPTS + 1):
-            url, base_size = self._cached_base(context, image_meta, target)
+            url, base_size = self._cached_base(context, image_meta, limit)
             try:
                 self._clone_from(location.parse(url), image_id)
                 break
@@ -141,11 +226,11 @@ class FastRbd(imagebackend.Rbd):
                          'clone; looking it up again', {'image': image_id})
         self._made_size = self._grow(target, base_size)
 
-    def _cached_base(self, context, image_meta, target):
+    def _cached_base(self, context, image_meta, limit):
         image_id = image_meta['id']
         try:
             url, base_size, hit = populate.Populator(self.driver).ensure(
-                context, image_meta, target)
+                context, image_meta, limit)
         except (fc_exception.ImageRejected, fc_exception.CacheError) as e:
             raise exception.ImageUnacceptable(image_id=image_id,
                                               reason=str(e))
@@ -160,43 +245,58 @@ class FastRbd(imagebackend.Rbd):
             allowed_pools=tuple(CONF.fastclone.clone_allowed_pools),
             require_image_id_match=CONF.fastclone.clone_require_image_id_match)
 
-    def _select_source(self, image_meta, urls):
-        """((location, snapshot size) or None, {url: reason refused})."""
+    def _select_source(self, image_meta, urls, limit: int = 0):
+        """((location, Facts) or None, {url: reason refused}).
+
+        :raises: ImageRejected when the snapshot to clone holds something
+            else than the declared format, or is larger than limit.
+        """
         reasons = {}
         if not urls:
             return None, reasons
         policy = self._policy()
+        image_id = image_meta.get('id')
         for url in urls:
             try:
-                loc = location.check(url, image_meta.get('id'),
+                loc = location.check(url, image_id,
                                      image_meta.get('disk_format'), policy)
-                snap_size = self._check_snapshot(loc)
+                facts = self._snapshot_facts(loc)
             except fc_exception.LocationRejected as e:
                 LOG.debug('image %(image)s: location refused: %(why)s',
-                          {'image': image_meta.get('id'), 'why': e})
+                          {'image': image_id, 'why': e})
                 reasons[url] = e.reason
                 continue
+            self._check_image(image_meta, loc, facts, limit)
             LOG.debug('image %(image)s: cloning from %(spec)s',
-                      {'image': image_meta.get('id'), 'spec': loc.spec})
-            return (loc, snap_size), reasons
+                      {'image': image_id, 'spec': loc.spec})
+            return (loc, facts), reasons
         return None, reasons
 
-    def _check_snapshot(self, loc: location.RbdLocation) -> int:
-        """The snapshot's size, once it is known to be clonable.
+    @staticmethod
+    def _check_image(image_meta, loc, facts, limit: int) -> None:
+        """Refuse the image if the snapshot is not what Glance says."""
+        image_id = image_meta.get('id')
+        inspect.check_clone_content(image_id, loc.spec,
+                                    image_meta.get('disk_format'),
+                                    facts.detected, facts.detail)
+        if limit and facts.size > limit:
+            raise fc_exception.ImageRejected(
+                image=image_id, reason="virtual size %d bytes exceeds the "
+                "flavor's root disk of %d bytes" % (facts.size, limit))
+
+    def _snapshot_facts(self, loc: location.RbdLocation) -> snapfacts.Facts:
+        """The snapshot's facts, once it is known to be clonable.
 
         It must exist, and be protected where the cluster makes clone v1.
         """
         def refuse(reason):
             return fc_exception.LocationRejected(url=location.short(loc.url),
                                                  reason=reason)
+        pool = CONF.fastclone.cache_pool or self.driver.pool
         try:
-            with rbd_utils.RBDVolumeProxy(self.driver, loc.image,
-                                          pool=loc.pool,
-                                          snapshot=loc.snapshot,
-                                          read_only=True) as vol:
-                protected = vol.is_protected_snap(loc.snapshot)
-                snap_size = vol.size()
-            if not protected and self.driver.handle.clone_format() == 1:
+            facts = snapfacts.SnapFacts(self.driver, pool).get(loc)
+            if (not facts.protected and
+                    self.driver.handle.clone_format() == 1):
                 raise refuse('snapshot %s is not protected and this cluster '
                              'makes clone v1 (require_min_compat_client is '
                              'below mimic)' % loc.spec)
@@ -204,7 +304,7 @@ class FastRbd(imagebackend.Rbd):
             raise refuse('snapshot %s does not exist' % loc.spec)
         except (rbd_utils.rbd.Error, rbd_utils.rados.Error) as e:
             raise refuse('cannot open %s: %s' % (loc.spec, e))
-        return snap_size
+        return facts
 
     def _location_api_urls(self, context, image_id) -> list:
         """URLs from Glance's v2.17 location API, [] when it is refused."""

@@ -128,6 +128,35 @@ def _check_content(image_id: str, disk_format: str, detected: str) -> None:
                   % (detected, disk_format))
 
 
+# disk_format values Glance accepts, to say which one to upload again with
+GLANCE_DISK_FORMATS = ('raw', 'qcow2', 'vmdk', 'vhd', 'vhdx', 'vdi', 'iso',
+                       'ploop', 'ami', 'ari', 'aki')
+
+
+def check_clone_content(image_id: str, source: str, disk_format: str,
+                        detected: str, detail: str = '') -> None:
+    """Refuse a snapshot to clone whose bytes are not what Glance declares.
+
+    :param source: where the bytes are (pool/image@snap), for the message.
+    :param detected: the format the inspector found in its head.
+    :param detail: what the inspector's safety checks found, if anything.
+    """
+    if (detected == disk_format
+            or (disk_format, detected) in ACCEPTED_MISMATCHES):
+        return
+    glance_name = {'vpc': 'vhd'}.get(detected, detected)
+    if glance_name in GLANCE_DISK_FORMATS:
+        todo = ('upload it again with disk_format %s, or convert it to %s '
+                'and upload that' % (glance_name, disk_format))
+    else:
+        todo = ('convert it to %s (qemu-img convert -O %s) and upload it '
+                'again' % (disk_format, qemu_format_for(disk_format)))
+    raise _reject(image_id, 'disk_format is %s but the data in %s is %s%s; '
+                  'cloned as it is, the guest would find no bootable disk: '
+                  '%s' % (disk_format, source, detected,
+                          ' (%s)' % detail if detail else '', todo))
+
+
 def _check_vmdk_sparse(image_id: str, path: str) -> None:
     """Refuse a vmdk descriptor file: its data lives in other files."""
     with open(path, 'rb') as f:

@@ -52,6 +52,11 @@ class CephModules(fixtures.Fixture):
         self.rados.Error = RadosError
         self.rados.ObjectNotFound = RadosObjectNotFound
         self.rados.ObjectBusy = RadosObjectBusy
+        self.rados.ReadOpCtx = mock.MagicMock(name='ReadOpCtx')
+        self.rados.WriteOpCtx = mock.MagicMock(name='WriteOpCtx')
+        # an empty omap wherever one is read
+        ioctx = self.rados.Rados.return_value.open_ioctx.return_value
+        ioctx.get_omap_vals_by_keys.return_value = ([], 0)
         self.rbd = mock.Mock(name='rbd')
         self.rbd.Error = RbdError
         self.rbd.ImageNotFound = RbdImageNotFound

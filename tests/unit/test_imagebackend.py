@@ -11,6 +11,7 @@ from oslo_utils import units
 from fastclone_backend import cluster
 from fastclone_backend import exception as fc_exception
 from fastclone_backend import imagebackend
+from fastclone_backend import snapfacts
 from tests.unit import base
 from tests.unit import fakes
 
@@ -26,7 +27,8 @@ def _meta(*urls, disk_format='raw', direct_url=None):
             'locations': [{'url': u, 'metadata': {}} for u in urls]}
 
 
-class FastRbdCloneTestCase(base.TestCase):
+class CloneFixtures(base.TestCase):
+    """A FastRbd disk on mocked librbd, a raw image whose head is zeros."""
 
     def setUp(self):
         super().setUp()
@@ -34,6 +36,9 @@ class FastRbdCloneTestCase(base.TestCase):
         self.snap = self.ceph.rbd.Image.return_value
         self.snap.is_protected_snap.return_value = True
         self.snap.size.return_value = units.Gi
+        self.snap.snap_get_id.return_value = 7
+        self.snap.read.side_effect = lambda offset, length: b'\0' * length
+        self.addCleanup(snapfacts.forget_all)
         self.clone_format = self.useFixture(fixtures.MockPatch(
             'fastclone_backend.cluster.ClusterHandle.clone_format',
             autospec=True, return_value=2)).mock
@@ -47,6 +52,8 @@ class FastRbdCloneTestCase(base.TestCase):
             flavor=objects.Flavor(root_gb=2))
         self.image_api = self.useFixture(fixtures.MockPatch(
             'nova.virt.libvirt.imagebackend.IMAGE_API')).mock
+        self.show = self.useFixture(fixtures.MockPatch(
+            'fastclone_backend.glancerecord.show', autospec=True)).mock
         self.driver = {}
         for name, value in (('get_fsid', FSID), ('clone', None),
                             ('size', units.Gi),
@@ -57,13 +64,15 @@ class FastRbdCloneTestCase(base.TestCase):
         self.disk = imagebackend.FastRbd(self.instance, 'disk')
 
     def _fetch(self, meta, **kwargs):
-        self.image_api.get.return_value = meta
+        self.show.return_value = meta
         return self.disk.direct_fetch(mock.sentinel.ctx, IMAGE_ID, **kwargs)
+
+
+class FastRbdCloneTestCase(CloneFixtures):
 
     def test_clones_trusted_location_and_grows_to_flavor(self):
         self._fetch(_meta(GOOD))
-        self.image_api.get.assert_called_once_with(
-            mock.sentinel.ctx, IMAGE_ID, include_locations=True)
+        self.show.assert_called_once_with(mock.sentinel.ctx, IMAGE_ID)
         ioctx = self.ceph.rados.Rados.return_value.open_ioctx.return_value
         self.ceph.rbd.Image.assert_called_once_with(
             ioctx, IMAGE_ID, snapshot='snap', read_only=True)
@@ -95,7 +104,7 @@ class FastRbdCloneTestCase(base.TestCase):
         self.assertEqual(5, self.disk.get_disk_size('ignored'))
 
     def test_clone_is_direct_fetch(self):
-        self.image_api.get.return_value = _meta(GOOD)
+        self.show.return_value = _meta(GOOD)
         self.disk.clone(mock.sentinel.ctx, IMAGE_ID)
         self.driver['clone'].assert_called_once_with(
             {'url': GOOD}, self.disk.rbd_name)
@@ -224,7 +233,7 @@ class FastRbdCloneTestCase(base.TestCase):
     def test_copy_to_store_then_clone(self):
         self.flags(images_rbd_glance_store_name='ceph', group='libvirt')
         first, second = _meta('file:///x'), _meta('file:///x', GOOD)
-        self.image_api.get.side_effect = [first, second]
+        self.show.side_effect = [first, second]
         with mock.patch.object(self.disk, 'copy_to_store',
                                autospec=True) as copy:
             self.disk.clone(mock.sentinel.ctx, IMAGE_ID)
@@ -234,7 +243,7 @@ class FastRbdCloneTestCase(base.TestCase):
 
     def test_copy_to_store_still_refused(self):
         self.flags(images_rbd_glance_store_name='ceph', group='libvirt')
-        self.image_api.get.return_value = _meta('file:///x')
+        self.show.return_value = _meta('file:///x')
         with mock.patch.object(self.disk, 'copy_to_store',
                                autospec=True) as copy:
             self.assertRaises(exception.ImageUnacceptable, self.disk.clone,
@@ -258,6 +267,8 @@ class FastRbdCacheTestCase(base.TestCase):
         self.flags(images_rbd_pool='vms', group='libvirt')
         self.image_api = self.useFixture(fixtures.MockPatch(
             'nova.virt.libvirt.imagebackend.IMAGE_API')).mock
+        self.show = self.useFixture(fixtures.MockPatch(
+            'fastclone_backend.glancerecord.show', autospec=True)).mock
         self.ensure = self.useFixture(fixtures.MockPatch(
             'fastclone_backend.populate.Populator.ensure',
             autospec=True)).mock
@@ -276,7 +287,7 @@ class FastRbdCacheTestCase(base.TestCase):
 
     def test_qcow2_cloned_from_the_cached_base(self):
         meta = _meta(GOOD, disk_format='qcow2')
-        self.image_api.get.return_value = meta
+        self.show.return_value = meta
         self.ensure.return_value = (self.base_url, units.Gi, True)
         self.disk.clone(mock.sentinel.ctx, IMAGE_ID)
         self.ensure.assert_called_once_with(mock.sentinel.ctx, meta,
@@ -287,7 +298,7 @@ class FastRbdCacheTestCase(base.TestCase):
                                                       3 * units.Gi)
 
     def test_base_retired_before_the_clone_is_looked_up_again(self):
-        self.image_api.get.return_value = _meta(disk_format='qcow2')
+        self.show.return_value = _meta(disk_format='qcow2')
         self.ensure.return_value = (self.base_url, units.Gi, True)
         self.driver['clone'].side_effect = [fakes.RbdImageNotFound('gone'),
                                             fakes.RbdImageNotFound('gone'),
@@ -299,7 +310,7 @@ class FastRbdCacheTestCase(base.TestCase):
                                                       3 * units.Gi)
 
     def test_base_vanishing_on_every_attempt_is_an_error(self):
-        self.image_api.get.return_value = _meta(disk_format='qcow2')
+        self.show.return_value = _meta(disk_format='qcow2')
         self.ensure.return_value = (self.base_url, units.Gi, True)
         self.driver['clone'].side_effect = fakes.RbdImageNotFound('gone')
         self.assertRaises(fakes.RbdImageNotFound, self.disk.clone,
@@ -311,7 +322,7 @@ class FastRbdCacheTestCase(base.TestCase):
         self.driver['resize'].assert_not_called()
 
     def test_other_clone_errors_are_not_retried(self):
-        self.image_api.get.return_value = _meta(disk_format='qcow2')
+        self.show.return_value = _meta(disk_format='qcow2')
         self.ensure.return_value = (self.base_url, units.Gi, True)
         self.driver['clone'].side_effect = fakes.RbdImageExists('exists')
         self.assertRaises(fakes.RbdImageExists, self.disk.clone,
@@ -320,7 +331,7 @@ class FastRbdCacheTestCase(base.TestCase):
         self.assertEqual(1, self.driver['clone'].call_count)
 
     def test_rejected_image_is_image_unacceptable(self):
-        self.image_api.get.return_value = _meta(disk_format='qcow2')
+        self.show.return_value = _meta(disk_format='qcow2')
         self.ensure.side_effect = fc_exception.ImageRejected(
             image=IMAGE_ID, reason='qcow2 failed safety checks: backing')
         exc = self.assertRaises(exception.ImageUnacceptable,
@@ -330,7 +341,7 @@ class FastRbdCacheTestCase(base.TestCase):
         self.driver['clone'].assert_not_called()
 
     def test_wait_timeout_is_image_unacceptable(self):
-        self.image_api.get.return_value = _meta(disk_format='qcow2')
+        self.show.return_value = _meta(disk_format='qcow2')
         self.ensure.side_effect = fc_exception.CacheError(
             image=IMAGE_ID, reason='gave up after 1800s')
         exc = self.assertRaises(exception.ImageUnacceptable,
@@ -338,8 +349,132 @@ class FastRbdCacheTestCase(base.TestCase):
         self.assertIn('gave up after 1800s', str(exc))
 
     def test_trusted_raw_location_never_touches_the_cache(self):
-        self.image_api.get.return_value = _meta(GOOD)
-        with mock.patch.object(self.disk, '_check_snapshot', autospec=True,
-                               return_value=units.Gi):
+        self.show.return_value = _meta(GOOD)
+        facts = snapfacts.Facts(snap_id=7, size=units.Gi, protected=True,
+                                detected='raw')
+        with mock.patch.object(self.disk, '_snapshot_facts', autospec=True,
+                               return_value=facts):
             self.disk.clone(mock.sentinel.ctx, IMAGE_ID)
         self.ensure.assert_not_called()
+
+
+def clone_fallback_to_fetch(context, target, image_id, trusted_certs=None):
+    """Stands for LibvirtDriver's closure: FastRbd knows it by its name."""
+    raise AssertionError('Nova\'s fallback must not run')
+
+
+class SpawnPathTestCase(CloneFixtures):
+    """FastRbd.cache(): the root disk is made before Nova's image lock."""
+
+    def setUp(self):
+        super().setUp()
+        self.nova_cache = self.useFixture(fixtures.MockPatch(
+            'nova.virt.libvirt.imagebackend.Image.cache',
+            autospec=True)).mock
+        self.driver['exists'] = self.useFixture(fixtures.MockPatch(
+            'fastclone_backend.cluster.SharedRBDDriver.exists',
+            autospec=True, return_value=False)).mock
+
+    def _cache(self, fetch_func=clone_fallback_to_fetch, size=2 * units.Gi,
+               meta=None):
+        self.show.return_value = meta or _meta(GOOD)
+        self.disk.cache(fetch_func=fetch_func, context=mock.sentinel.ctx,
+                        filename='fname', image_id=IMAGE_ID, size=size,
+                        trusted_certs=None)
+
+    def test_clones_without_nova_or_its_lock(self):
+        self._cache()
+        self.nova_cache.assert_not_called()
+        self.show.assert_called_once_with(mock.sentinel.ctx, IMAGE_ID)
+        self.driver['clone'].assert_called_once_with(
+            {'url': GOOD}, self.disk.rbd_name)
+        self.driver['resize'].assert_called_once_with(
+            self.disk.rbd_name, 2 * units.Gi)
+
+    def test_rescue_disk_is_not_resized(self):
+        self._cache(size=None)
+        self.nova_cache.assert_not_called()
+        self.driver['resize'].assert_not_called()
+
+    def test_other_disks_and_existing_ones_are_novas(self):
+        self._cache(fetch_func=mock.Mock(__name__='_create_ephemeral'))
+        self.driver['exists'].return_value = True
+        self._cache()
+        self.assertEqual(2, self.nova_cache.call_count)
+        self.driver['clone'].assert_not_called()
+        self.show.assert_not_called()
+
+    def test_raw_declared_qcow2_refused_once(self):
+        self.snap.read.side_effect = lambda offset, length: (
+            b'QFI\xfb\x00\x00\x00\x03' + b'\0' * (length - 8))
+        exc = self.assertRaises(exception.ImageUnacceptable, self._cache)
+        msg = str(exc)
+        self.assertIn(IMAGE_ID, msg)
+        self.assertIn('disk_format is raw but the data in images/%s@snap is '
+                      'qcow2' % IMAGE_ID, msg)
+        self.assertIn('upload it again with disk_format qcow2', msg)
+        self.nova_cache.assert_not_called()   # so no download into _base
+        self.driver['clone'].assert_not_called()
+        self.show.assert_called_once()
+
+    def test_refused_image_never_goes_to_the_cache(self):
+        self.flags(cache_enabled=True, group='fastclone')
+        ensure = self.useFixture(fixtures.MockPatch(
+            'fastclone_backend.populate.Populator.ensure',
+            autospec=True)).mock
+        self.snap.read.side_effect = lambda offset, length: (
+            b'QFI\xfb\x00\x00\x00\x03' + b'\0' * (length - 8))
+        self.assertRaises(exception.ImageUnacceptable, self._cache)
+        ensure.assert_not_called()
+
+    def test_image_larger_than_the_root_disk_refused(self):
+        exc = self.assertRaises(exception.ImageUnacceptable, self._cache,
+                                size=units.Gi // 2)
+        self.assertIn("virtual size 1073741824 bytes exceeds the flavor's "
+                      'root disk of 536870912 bytes', str(exc))
+        self.nova_cache.assert_not_called()
+        self.driver['clone'].assert_not_called()
+
+    def test_content_is_inspected_once_per_process(self):
+        self._cache()
+        self.disk = imagebackend.FastRbd(self.instance, 'disk2')
+        self.ceph.rbd.Image.reset_mock()
+        self._cache()
+        self.ceph.rbd.Image.assert_not_called()
+        self.assertEqual(2, self.driver['clone'].call_count)
+
+    def test_not_clonable_with_cache_off_is_novas_download(self):
+        self._cache(meta=_meta('file:///x'))
+        self.nova_cache.assert_called_once_with(
+            clone_fallback_to_fetch, 'fname', 2 * units.Gi,
+            context=mock.sentinel.ctx, image_id=IMAGE_ID,
+            trusted_certs=None)
+        # Nova's closure then calls clone(): refused at once, from memory
+        exc = self.assertRaises(exception.ImageUnacceptable, self.disk.clone,
+                                mock.sentinel.ctx, IMAGE_ID)
+        self.assertIn('file:///x: scheme is not rbd://', str(exc))
+        self.show.assert_called_once()
+
+    def test_disk_made_meanwhile_is_left_to_nova(self):
+        self.driver['clone'].side_effect = fakes.RbdImageExists('exists')
+        self._cache()
+        self.nova_cache.assert_called_once()
+
+    def test_vanished_snapshot_is_looked_at_again(self):
+        self.driver['clone'].side_effect = [fakes.RbdImageNotFound('gone'),
+                                            None]
+        self._cache()
+        self.assertEqual(2, self.show.call_count)
+        self.assertEqual(2, self.ceph.rbd.Image.call_count)  # relearnt
+        self.assertEqual(2, self.driver['clone'].call_count)
+
+
+def test_nova_still_names_its_clone_closure():
+    # FastRbd.cache() recognises Nova's root-disk fetch by this name
+    import inspect as pyinspect
+
+    from nova.virt.libvirt import driver
+    source = pyinspect.getsource(
+        driver.LibvirtDriver._create_and_inject_local_root)
+    assert 'def clone_fallback_to_fetch(' in source
+    assert imagebackend.is_nova_clone(clone_fallback_to_fetch)
