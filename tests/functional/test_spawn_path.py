@@ -1,0 +1,178 @@
+"""The spawn path through Nova's code, on the lab.
+
+Raw-declared images whose bytes are qcow2 are planted in Glance's rbd store
+the way they exist in older clouds (Glance 33 refuses the upload itself):
+upload a placeholder, then replace its bytes in RBD as the Ceph admin.
+"""
+
+import concurrent.futures
+import os
+import subprocess
+
+from nova import exception
+import pytest
+import rados
+import rbd
+
+from fastclone_backend import cache
+from fastclone_backend import novaflow
+from tests.functional.conftest import make_data
+from tests.functional.conftest import REPO
+
+MiB = 1 << 20
+
+
+def _glance_downloads(image_id) -> int:
+    """How many times Glance served the image's data (its request log)."""
+    lab_dir = os.environ.get('FASTCLONE_LAB_DIR', os.path.join(REPO, '.lab'))
+    with open(os.path.join(lab_dir, 'glance', 'log', 'uwsgi.log')) as f:
+        return sum(1 for line in f
+                   if 'GET /v2/images/%s/file' % image_id in line)
+
+
+def _base_dir():
+    import nova.conf
+    return os.path.join(nova.conf.CONF.instances_path, '_base')
+
+
+def _base_files():
+    return sorted(os.listdir(_base_dir())) if os.path.isdir(
+        _base_dir()) else []
+
+
+def _pools(rados_admin, lab):
+    names = {}
+    for pool in (lab.images_pool, lab.vms_pool):
+        with rados_admin.open_ioctx(pool) as ioctx:
+            names[pool] = set(rbd.RBD().list(ioctx))
+    return names
+
+
+def _plant(rados_admin, lab, image_id, path):
+    """Replace the bytes behind a Glance image's snapshot, as an admin."""
+    with open(path, 'rb') as f:
+        data = f.read()
+    with rados_admin.open_ioctx(lab.images_pool) as ioctx:
+        with rbd.Image(ioctx, image_id) as img:
+            img.unprotect_snap('snap')
+            img.remove_snap('snap')
+            img.resize(len(data))
+            img.write(data, 0)
+            img.create_snap('snap')
+            img.protect_snap('snap')
+
+
+def _qcow2(tmp_path, name, *opts):
+    path = str(tmp_path / name)
+    subprocess.run(['qemu-img', 'create', '-f', 'qcow2', *opts, path, '64M'],
+                   check=True, capture_output=True)
+    return path
+
+
+def _verdict(vms, lab, image_id):
+    with rados.ReadOpCtx() as op:
+        found, _ret = vms.get_omap_vals(
+            op, '', '%s/%s@' % (lab.images_pool, image_id), 10)
+        vms.operate_read_op(op, cache.VERDICTS_OBJECT)
+        return {k: v.decode() for k, v in found}
+
+
+def _disk_bytes(vms, name, length):
+    with rbd.Image(vms, name, read_only=True) as img:
+        return img.size(), img.read(0, length)
+
+
+@pytest.mark.parametrize('planted, detail', [
+    ('plain', ''),
+    ('backing', 'backing_file'),
+])
+def test_raw_declared_qcow2_in_rbd_store_refused_once(
+        nova_ctx, lab, images, vms, rados_admin, tmp_path, planted, detail):
+    opts = ('-b', '/etc/passwd', '-F', 'raw') if planted == 'backing' else ()
+    bad = _qcow2(tmp_path, planted + '.qcow2', *opts)
+    image = images.upload(images.write(make_data(os.path.getsize(bad))))
+    _plant(rados_admin, lab, image.id, bad)
+    before = _pools(rados_admin, lab)
+    instance = novaflow.make_instance(1)
+    disk = novaflow.root_disk(instance)
+
+    with pytest.raises(exception.ImageUnacceptable) as e:
+        novaflow.create_root_disk(nova_ctx, instance, image.id)
+
+    message = str(e.value)
+    assert image.id in message
+    assert ('disk_format is raw but the data in %s/%s@snap is qcow2'
+            % (lab.images_pool, image.id)) in message, message
+    assert detail in message
+    assert 'upload it again with disk_format qcow2' in message
+    assert _pools(rados_admin, lab) == before    # nothing created anywhere
+    assert disk.rbd_name not in before[lab.vms_pool]
+    assert _glance_downloads(image.id) == 0      # no second download, none
+    assert _base_files() == []                   # no _base file
+    # what its snapshot holds is known cluster-wide now
+    [verdict] = _verdict(vms, lab, image.id).values()
+    assert verdict.startswith('qcow2\n') and detail in verdict
+
+    # the next spawn is refused from what was learnt: still nothing
+    with pytest.raises(exception.ImageUnacceptable):
+        novaflow.create_root_disk(nova_ctx, novaflow.make_instance(1),
+                                  image.id)
+    assert _glance_downloads(image.id) == 0
+
+    # and a correct image right after still clones
+    data = make_data(4 * MiB, marker=b'fastclone-after-refusal')
+    good = images.upload(images.write(data))
+    made = novaflow.create_root_disk(nova_ctx, novaflow.make_instance(1),
+                                     good.id)
+    size, head = _disk_bytes(vms, made.rbd_name, len(data))
+    assert (size, head) == (1 << 30, data)
+    assert _base_files() == []
+
+
+def test_hundred_concurrent_spawns_of_one_image(nova_ctx, lab, images, vms):
+    import nova.conf
+    from nova.virt.libvirt import imagecache
+    data = make_data(4 * MiB, marker=b'fastclone-hundred')
+    image = images.upload(images.write(data))
+    instances = [novaflow.make_instance(1) for _ in range(100)]
+
+    def spawn(instance):
+        return novaflow.create_root_disk(nova_ctx, instance,
+                                         image.id).rbd_name
+    with concurrent.futures.ThreadPoolExecutor(100) as pool:
+        futures = [pool.submit(spawn, i) for i in instances]
+        errors = [f.exception() for f in futures if f.exception()]
+        names = [f.result() for f in futures if not f.exception()]
+    try:
+        assert errors == []
+        assert len(set(names)) == 100
+        for name in names:
+            assert _disk_bytes(vms, name, len(data)) == (1 << 30, data)
+        # made before Nova's per-image file lock: it was never taken
+        lock = os.path.join(nova.conf.CONF.oslo_concurrency.lock_path,
+                            'nova-' + imagecache.get_cache_fname(image.id))
+        assert not os.path.exists(lock)
+        assert _glance_downloads(image.id) == 0
+    finally:
+        for instance in instances:
+            novaflow.delete_instance_disks(instance)
+
+
+def test_cache_off_leaves_unclonable_images_to_nova(
+        nova_ctx, lab, images, vms, fastclone_conf):
+    fastclone_conf(cache_enabled=False)
+    data = make_data(2 * MiB, marker=b'fastclone-stock-path')
+    image = images.upload(images.write(data), store=lab.file_store)
+    instance = novaflow.make_instance(1)
+    disk = novaflow.create_root_disk(nova_ctx, instance, image.id)
+    try:
+        # stock Nova: one download into _base, then rbd import
+        assert _glance_downloads(image.id) == 1
+        from nova.virt.libvirt import imagecache
+        assert imagecache.get_cache_fname(image.id) in _base_files()
+        size, head = _disk_bytes(vms, disk.rbd_name, len(data))
+        assert (size, head) == (1 << 30, data)
+    finally:
+        novaflow.delete_instance_disks(instance)
+        for name in _base_files():
+            os.unlink(os.path.join(_base_dir(), name))
