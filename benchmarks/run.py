@@ -28,11 +28,14 @@ BACKENDS = ('rbd', 'qcow2', 'fastrbd')
 FULL = dict(raw_mib=1024, qcow2_virtual_mib=1024, qcow2_data_mib=512,
             big_mib=8192, big_data_mib=1024, single_repeat=3, sequential=50,
             concurrent=100, qcow2_more=50, per_host=25, size_disks=20,
-            limit_repeat=3, root_gb=10, lifecycle_bases=1000)
+            limit_repeat=3, root_gb=10, lifecycle_bases=1000,
+            storm_disks=500, storm_threads=32, storm_mib=256,
+            storm_data_mib=32)
 SMOKE = dict(raw_mib=16, qcow2_virtual_mib=32, qcow2_data_mib=16,
              big_mib=64, big_data_mib=16, single_repeat=1, sequential=3,
              concurrent=4, qcow2_more=2, per_host=2, size_disks=2,
-             limit_repeat=1, root_gb=1, lifecycle_bases=20)
+             limit_repeat=1, root_gb=1, lifecycle_bases=20,
+             storm_disks=12, storm_threads=4, storm_mib=16, storm_data_mib=4)
 
 
 env = labkit.env
@@ -60,8 +63,8 @@ class Lab:
         os.unlink(raw)
         return path
 
-    def upload(self, path, disk_format):
-        image = labkit.upload(self.glance, path, disk_format)
+    def upload(self, path, disk_format, store=None):
+        image = labkit.upload(self.glance, path, disk_format, store)
         self.images.append(image.id)
         return image
 
@@ -87,7 +90,8 @@ def _rbd(*args):
                    capture_output=True)
 
 
-def measure_limits(lab, raw_image, raw_path, qcow2_image, qcow2_path, repeat):
+def measure_limits(lab, raw_image, raw_path, qcow2_image, qcow2_path, repeat,
+                   concurrent):
     """The physical limits, measured in the same run."""
     pool = env('FASTCLONE_VMS_POOL')
 
@@ -108,6 +112,9 @@ def measure_limits(lab, raw_image, raw_path, qcow2_image, qcow2_path, repeat):
             pass
     return {'clone_primitive_ms': labkit.clone_primitive_ms(raw_image.id,
                                                             20),
+            'clones_concurrent_16_threads_s':
+                labkit.clone_primitive_parallel_s(raw_image.id, concurrent,
+                                                  16),
             'rbd_import_raw_s': _timed(rbd_import, repeat),
             'qemu_img_convert_to_rbd_s': _timed(convert, repeat),
             'glance_download_qcow2_s': _timed(download, repeat)}
@@ -115,6 +122,7 @@ def measure_limits(lab, raw_image, raw_path, qcow2_image, qcow2_path, repeat):
 
 def worker(backend, image_id, count, threads=1, first_alone=False,
            root_gb=10):
+    """One "host" making count disks; image_id may list several (a,b,c)."""
     workdir = tempfile.mkdtemp(prefix='fastclone-bench-%s-' % backend)
     cmd = [sys.executable, '-m', 'benchmarks.worker', '--backend', backend,
            '--image', image_id, '--count', str(count), '--threads',
@@ -143,13 +151,14 @@ def lifecycle_pass(bases):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def hosts(backend, image_id, count, root_gb, n=2):
+def hosts(backend, image_id, count, root_gb, n=2, threads=1):
     """n workers ("hosts") at once; their results merged.
 
     The wall time is the slower host's, from its first disk to its last.
     """
     with concurrent.futures.ThreadPoolExecutor(n) as pool:
         runs = list(pool.map(lambda _: worker(backend, image_id, count,
+                                              threads=threads,
                                               root_gb=root_gb), range(n)))
     merged = report.merge(runs)
     merged['wall_s'] = max(r['wall_s'] for r in runs)
@@ -167,7 +176,8 @@ def run(cfg, lab, log):
     q_limits = lab.upload(qcow2_path, 'qcow2')
     log('limits')
     results['limits'] = measure_limits(lab, raw, raw_path, q_limits,
-                                       qcow2_path, cfg['limit_repeat'])
+                                       qcow2_path, cfg['limit_repeat'],
+                                       cfg['concurrent'])
     gb = cfg['root_gb']
     for backend in BACKENDS:
         log('1 raw: %s' % backend)
@@ -196,10 +206,34 @@ def run(cfg, lab, log):
         for backend in ('rbd', 'fastrbd'):
             sc.setdefault('raw clone: %s' % label, {})[backend] = worker(
                 backend, image.id, cfg['size_disks'], root_gb=gb)
-    log('5 lifecycle pass over %d bases' % cfg['lifecycle_bases'])
+    log('5 boot storm: %d disks' % cfg['storm_disks'])
+    results['storm'] = storm(cfg, lab)
+    log('6 lifecycle pass over %d bases' % cfg['lifecycle_bases'])
     results['lifecycle'] = lifecycle_pass(cfg['lifecycle_bases'])
     results['targets'] = report.targets(results)
     return results
+
+
+def storm(cfg, lab):
+    """Many disks from a mix of images on two hosts, stock Rbd vs fastrbd.
+
+    Fresh images for each backend (nothing cached yet): raw in the rbd
+    store, qcow2, raw in the file store; disk i of a host is made from
+    image i mod 3, storm_threads at a time per host.
+    """
+    raw = lab.data_file('storm.raw', cfg['storm_mib'], cfg['storm_data_mib'])
+    qcow2 = lab.qcow2_file('storm-q.raw', cfg['storm_mib'],
+                           cfg['storm_data_mib'])
+    out = {'disks': cfg['storm_disks'], 'threads': cfg['storm_threads'],
+           'image_mib': cfg['storm_mib']}
+    for backend in ('rbd', 'fastrbd'):
+        ids = [lab.upload(raw, 'raw').id, lab.upload(qcow2, 'qcow2').id,
+               lab.upload(raw, 'raw', env('FASTCLONE_GLANCE_FILE_STORE')).id]
+        merged = hosts(backend, ','.join(ids), cfg['storm_disks'] // 2, 1,
+                       threads=cfg['storm_threads'])
+        merged['times_ms'].sort()
+        out[backend] = merged
+    return out
 
 
 def machine():

@@ -25,7 +25,9 @@ import time
 
 from fastclone_backend import novaflow
 
-COUNTS = {'downloaded_bytes': 0, 'conversions': 0, 'imports': 0}
+COUNTS = {'downloaded_bytes': 0, 'downloads': 0, 'conversions': 0,
+          'imports': 0}
+FIRST_SECONDS = {}  # cache.SECONDS after the first disk (--first-alone)
 
 
 def _count_nova_work():
@@ -46,6 +48,7 @@ def _count_nova_work():
 
     def counted_download(self, context, image_id, data=None, dest_path=None,
                          trusted_certs=None):
+        COUNTS['downloads'] += 1
         result = download(self, context, image_id,
                           data=Counting(data) if data is not None else None,
                           dest_path=dest_path, trusted_certs=trusted_certs)
@@ -144,16 +147,20 @@ def _spawn(ctx, image_id, root_gb, made):
 def _run(ctx, args, made):
     times, errors = [], []
 
-    def one(_):
-        return _spawn(ctx, args.image, args.root_gb, made)
+    images = args.image.split(',')
+
+    def one(i):
+        return _spawn(ctx, images[i % len(images)], args.root_gb, made)
     first = None
     count = args.count
     if args.first_alone:
+        from fastclone_backend import cache
         count -= 1
         try:
             first = one(0)
         except Exception as e:
             errors.append('%s: %s' % (type(e).__name__, e))
+        FIRST_SECONDS.update(cache.SECONDS)
     start = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(args.threads) as pool:
         for future in [pool.submit(one, i) for i in range(count)]:
@@ -178,7 +185,9 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument('--backend', choices=('rbd', 'qcow2', 'fastrbd'),
                         required=True)
-    parser.add_argument('--image', required=True)
+    parser.add_argument('--image', required=True,
+                        help='an image id, or several separated by commas: '
+                        'disk i is made from image i modulo their number')
     parser.add_argument('--count', type=int, default=1)
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--first-alone', action='store_true')
@@ -210,6 +219,7 @@ def main():
         'backend': args.backend, 'first_ms': first, 'times_ms': times,
         'wall_s': wall, 'failures': len(errors), 'errors': errors[:5],
         'downloaded_bytes': COUNTS['downloaded_bytes'],
+        'downloads': COUNTS['downloads'],
         'conversions': COUNTS['conversions'] + cache.STATS['conversions'],
         'imports': COUNTS['imports'] + cache.STATS['imports'],
         'ceph_allocated_bytes': allocated,
@@ -222,6 +232,8 @@ def main():
         'disks': [novaflow.root_disk(i).rbd_name for i in made]
         if args.keep and args.backend != 'qcow2' else [],
         'cache_stats': dict(cache.STATS),
+        'seconds': dict(cache.SECONDS),
+        'first_seconds': FIRST_SECONDS,
     }
     if not args.keep:
         shutil.rmtree(os.path.join(args.workdir, 'instances'),

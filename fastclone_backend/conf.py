@@ -111,8 +111,11 @@ every host is then a clone of it.
 Possible values:
 
 * True: use the cache (default).
-* False: leave such images to Nova's own download path (a full copy per
-  instance).
+* False: behave like stock Nova for such images: Nova downloads them into
+  its local ``_base`` directory on each host and ``rbd import``\ s a full
+  copy per instance.  Images that can be cloned in place are still cloned,
+  and images refused for what they contain are still refused (never
+  downloaded).
 
 Related options:
 

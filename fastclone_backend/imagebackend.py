@@ -31,6 +31,7 @@ from nova import exception
 from nova.storage import rbd_utils
 from nova.virt.libvirt import imagebackend
 
+from fastclone_backend import cache
 from fastclone_backend import cluster
 from fastclone_backend import conf as fc_conf
 from fastclone_backend import exception as fc_exception
@@ -162,7 +163,8 @@ class FastRbd(imagebackend.Rbd):
         :raises: ImageUnacceptable for a refused image, _NotClonable when
             no location can be cloned and the cache is off.
         """
-        image_meta = glancerecord.show(context, image_href)
+        with cache.timed('glance'):
+            image_meta = glancerecord.show(context, image_href)
         image_id = image_meta.get('id') or image_href
         try:
             source, reasons = self._find_source(context, image_meta, limit)
@@ -294,7 +296,8 @@ class FastRbd(imagebackend.Rbd):
                                                  reason=reason)
         pool = CONF.fastclone.cache_pool or self.driver.pool
         try:
-            facts = snapfacts.SnapFacts(self.driver, pool).get(loc)
+            with cache.timed('snapshot facts'):
+                facts = snapfacts.SnapFacts(self.driver, pool).get(loc)
             if (not facts.protected and
                     self.driver.handle.clone_format() == 1):
                 raise refuse('snapshot %s is not protected and this cluster '
@@ -331,7 +334,8 @@ class FastRbd(imagebackend.Rbd):
 
     def _clone_from(self, loc: location.RbdLocation, image_id) -> None:
         start = time.monotonic()
-        self.driver.clone({'url': loc.url}, self.rbd_name)
+        with cache.timed('clone'):
+            self.driver.clone({'url': loc.url}, self.rbd_name)
         LOG.info('image %(image)s: cloned %(src)s to %(pool)s/%(dst)s in '
                  '%(ms).1f ms', {'image': image_id, 'src': loc.spec,
                                  'pool': self.driver.pool,
@@ -343,7 +347,8 @@ class FastRbd(imagebackend.Rbd):
         if not size or size <= current:
             return current
         try:
-            self.driver.resize(self.rbd_name, size)
+            with cache.timed('resize'):
+                self.driver.resize(self.rbd_name, size)
             return size
         except Exception:
             with excutils.save_and_reraise_exception():

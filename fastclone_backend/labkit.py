@@ -56,14 +56,14 @@ def qcow2_of(raw: str) -> str:
     return path
 
 
-def upload(client, path: str, disk_format: str):
-    """Upload to Glance's rbd store; returns the active image record."""
+def upload(client, path: str, disk_format: str, store=None):
+    """Upload to Glance (default: its rbd store); returns the image record."""
     image = client.images.create(
         name='fastclone-' + os.path.basename(path), disk_format=disk_format,
         container_format='bare')
     with open(path, 'rb') as f:
-        client.images.upload(image.id, f,
-                             backend=env('FASTCLONE_GLANCE_RBD_STORE'))
+        client.images.upload(image.id, f, backend=store or env(
+            'FASTCLONE_GLANCE_RBD_STORE'))
     return client.images.get(image.id)
 
 
@@ -90,6 +90,38 @@ def clone_primitive_ms(image_id: str, repeat: int) -> float:
         src.close()
         dst.close()
         return statistics.median(times)
+    finally:
+        client.shutdown()
+
+
+def clone_primitive_parallel_s(image_id: str, count: int,
+                               threads: int) -> float:
+    """Seconds for count bare librbd clones, threads at a time.
+
+    Of images/<id>@snap, on one connection, as the compute hosts' user;
+    the clones are removed afterwards, untimed.
+    """
+    import concurrent.futures
+
+    import rados
+    import rbd
+    client = rados.Rados(conffile=env('FASTCLONE_CEPH_CONF'),
+                         rados_id=env('FASTCLONE_NOVA_RBD_USER'))
+    client.connect(timeout=15)
+    try:
+        src = client.open_ioctx(env('FASTCLONE_IMAGES_POOL'))
+        dst = client.open_ioctx(env('FASTCLONE_VMS_POOL'))
+        names = ['fastclone-primitive-p%d' % i for i in range(count)]
+        start = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+            list(pool.map(lambda n: rbd.RBD().clone(src, image_id, 'snap',
+                                                    dst, n), names))
+        seconds = time.perf_counter() - start
+        for name in names:
+            rbd.RBD().remove(dst, name)
+        src.close()
+        dst.close()
+        return seconds
     finally:
         client.shutdown()
 

@@ -100,7 +100,8 @@ class Populator:
             if held.lost:
                 raise fc_exception.CacheError(
                     image=image_id, reason='lost the population lock')
-            size = self.store.publish(tmp, image_meta)
+            with cache.timed('publish'):
+                size = self.store.publish(tmp, image_meta)
         except Exception:
             with excutils.save_and_reraise_exception():
                 self.store.remove(tmp, wait=REMOVE_WAIT)
@@ -148,15 +149,20 @@ class Populator:
                          (image_meta.get('size') or 0) + 64 * units.Mi,
                          image_id)
         try:
-            self._download(context, image_meta, download)
-            found = inspect.inspect_image(
-                download, image_id, image_meta.get('disk_format'),
-                max_virtual_size=max_virtual_size or None,
-                vmdk_allowed_types=CONF.compute.vmdk_allowed_types)
+            with cache.timed('download'):
+                self._download(context, image_meta, download)
+            with cache.timed('inspect'):
+                found = inspect.inspect_image(
+                    download, image_id, image_meta.get('disk_format'),
+                    max_virtual_size=max_virtual_size or None,
+                    vmdk_allowed_types=CONF.compute.vmdk_allowed_types)
             if found.qemu_format == 'raw':
-                self._import(download, tmp, image_id)
+                with cache.timed('import'):
+                    self._import(download, tmp, image_id)
             else:
-                self._convert(download, found, tmp, image_id, workdir, token)
+                with cache.timed('convert'):
+                    self._convert(download, found, tmp, image_id, workdir,
+                                  token)
         finally:
             _unlink(download)
 
@@ -169,9 +175,18 @@ class Populator:
             api.download(context, image_id, dest_path=path)
             fetch.verify_file(path, image_meta, interval)
             return
+        # glanceclient checks Glance's hash as the bytes stream: one pass
         with open(path, 'wb') as f:
-            writer = fetch.VerifyingWriter(f, image_meta, interval)
-            api.download(context, image_id, data=writer)
+            writer = fetch.VerifyingWriter(f, image_meta, interval,
+                                           hash_data=False)
+            try:
+                api.download(context, image_id, data=writer)
+            except IOError as e:
+                if not fetch.corrupt_download(e):
+                    raise
+                raise fc_exception.ImageRejected(
+                    image=image_id, reason='the data Glance sent does not '
+                    'match the hash it recorded: %s' % e)
         writer.verify()
 
     def _limits(self, cmd):

@@ -37,7 +37,7 @@ from fastclone_backend import cache
 LOG = logging.getLogger(__name__)
 
 HEAD_LIMIT = 4 << 20
-CHUNK = 64 << 10
+CHUNK = 256 << 10  # what the inspectors need to decide, in one read
 SEP = '\n'
 
 
@@ -132,6 +132,7 @@ class Verdicts:
 
 _MEMO: dict = {}
 _MEMO_LOCK = threading.Lock()
+_LEARNING: dict = {}   # spec -> lock: one thread learns, the others wait
 
 
 def forget(spec: str) -> None:
@@ -143,6 +144,7 @@ def forget(spec: str) -> None:
 def forget_all() -> None:
     with _MEMO_LOCK:
         _MEMO.clear()
+        _LEARNING.clear()
 
 
 class SnapFacts:
@@ -153,13 +155,22 @@ class SnapFacts:
         self.verdicts = Verdicts(driver, verdict_pool)
 
     def get(self, loc) -> Facts:
-        """The facts of loc's snapshot; raises rbd.ImageNotFound."""
+        """The facts of loc's snapshot; raises rbd.ImageNotFound.
+
+        Spawns of one image at once wait for the first to learn them.
+        """
         with _MEMO_LOCK:
             facts = _MEMO.get(loc.spec)
-        if facts is None:
-            facts = self._learn(loc)
+            learning = _LEARNING.setdefault(loc.spec, threading.Lock())
+        if facts is not None:
+            return facts
+        with learning:
             with _MEMO_LOCK:
-                _MEMO[loc.spec] = facts
+                facts = _MEMO.get(loc.spec)
+            if facts is None:
+                facts = self._learn(loc)
+                with _MEMO_LOCK:
+                    _MEMO[loc.spec] = facts
         return facts
 
     def _learn(self, loc) -> Facts:

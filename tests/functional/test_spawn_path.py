@@ -176,3 +176,25 @@ def test_cache_off_leaves_unclonable_images_to_nova(
         novaflow.delete_instance_disks(instance)
         for name in _base_files():
             os.unlink(os.path.join(_base_dir(), name))
+
+
+def test_changed_bytes_refused_after_one_download(nova_ctx, lab, images,
+                                                  rados_admin):
+    data = make_data(2 * MiB)
+    image = images.upload(images.write(data), store=lab.file_store)
+    lab_dir = os.environ.get('FASTCLONE_LAB_DIR', os.path.join(REPO, '.lab'))
+    stored = os.path.join(lab_dir, 'glance', 'images', image.id)
+    with open(stored, 'r+b') as f:   # same size, other bytes
+        f.write(b'tampered')
+    before = _pools(rados_admin, lab)
+
+    with pytest.raises(exception.ImageUnacceptable) as e:
+        novaflow.create_root_disk(nova_ctx, novaflow.make_instance(1),
+                                  image.id)
+
+    assert image.id in str(e.value)
+    assert 'the data Glance sent does not match the hash it recorded' in \
+        str(e.value)
+    assert _glance_downloads(image.id) == 1     # Nova did not fetch again
+    assert _base_files() == []
+    assert _pools(rados_admin, lab) == before   # no base, no tmp, no disk

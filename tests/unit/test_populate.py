@@ -45,7 +45,12 @@ class PopulationFailureTestCase(base.TestCase):
                      'os_hash_value': hashlib.sha512(DATA).hexdigest()}
 
     def _serve(self, context, image_id, data=None, dest_path=None):
+        """As Nova's download through glanceclient, which checks the hash."""
         data.write(self.served)
+        computed = hashlib.sha512(self.served).hexdigest()
+        if computed != self.meta['os_hash_value']:
+            raise IOError(32, 'Corrupt image download. Hash was %s expected '
+                          '%s' % (computed, self.meta['os_hash_value']))
 
     def _ioctx(self):
         return self.ceph.rados.Rados.return_value.open_ioctx.return_value
@@ -64,11 +69,15 @@ class PopulationFailureTestCase(base.TestCase):
         self.served = DATA[:-1] + b'!'
         exc = self.assertRaises(fc_exception.ImageRejected,
                                 self.populator.ensure, 'ctx', self.meta, 0)
-        self.assertIn('sha512 of the data is', exc.reason)
+        self.assertIn('the data Glance sent does not match the hash it '
+                      'recorded: [Errno 32] Corrupt image download',
+                      exc.reason)
         self._assert_nothing_left()
 
     def test_size_mismatch(self):
         self.served = DATA + b'more'
+        # a hash that matches, so the size check is what refuses it
+        self.meta['os_hash_value'] = hashlib.sha512(self.served).hexdigest()
         exc = self.assertRaises(fc_exception.ImageRejected,
                                 self.populator.ensure, 'ctx', self.meta, 0)
         self.assertIn('Glance says %d' % len(DATA), exc.reason)

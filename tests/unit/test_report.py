@@ -25,7 +25,8 @@ def _results():
                     'python': '3.11.7', 'ceph': 'lab'},
         'limits': {'clone_primitive_ms': 20.0, 'rbd_import_raw_s': 1.8,
                    'qemu_img_convert_to_rbd_s': 1.2,
-                   'glance_download_qcow2_s': 0.8},
+                   'glance_download_qcow2_s': 0.8,
+                   'clones_concurrent_16_threads_s': 0.5},
         'scenarios': {
             'raw: 50 sequential': {b: _m(b, [25.0, 30.0, 28.0], 1.0)
                                    for b in three},
@@ -70,6 +71,9 @@ def test_targets_are_ratios_of_this_run():
     assert size['measured'] == pytest.approx(30.0 / 28.0) and size['met']
     speed = got['qcow2 disks after the first: stock Rbd / fastrbd time']
     assert speed['measured'] == pytest.approx(50.0) and speed['met']
+    burst = got['1 concurrent spawns of one image, one host / as many '
+                'librbd clones, 16 threads']
+    assert burst['measured'] == pytest.approx(2.0) and burst['met']
     first = got['first qcow2 disk / (download + convert limit)']
     assert first['measured'] == pytest.approx(2.4 / 2.0)
     assert got['two hosts: conversions cluster-wide (fastrbd)']['met']
@@ -122,3 +126,45 @@ def test_lifecycle_pass_table():
             'with a clone)') in md
     assert '| first (with work) | 20 | 30000 | 30 | 1000 | 100 | 100 |' in md
     assert '| steady state | 15 | 25000 | 25 | 900 | 0 | 0 |' in md
+
+
+def test_p99_over_three_times_the_primitive_misses_the_target():
+    results = _results()
+    results['scenarios']['raw: 50 sequential']['fastrbd']['times_ms'] = [
+        25.0] * 98 + [61.0, 61.0]
+    got = {t['target']: t for t in report.targets(results)}
+    clone = got['raw clone path p50 / librbd clone']
+    assert clone['measured'] == pytest.approx(25.0 / 20.0)
+    assert not clone['met']
+    assert 'p99 61.0 ms (3.0x)' in clone['note']
+
+
+def test_stage_tables_show_where_the_time_goes():
+    results = _results()
+    results['targets'] = report.targets(results)
+    raw = results['scenarios']['raw clone: 1024 MiB']['fastrbd']
+    raw['seconds'] = {'glance': 0.005, 'snapshot facts': 0.001,
+                      'clone': 0.02, 'resize': 0.002}
+    first = results['scenarios']['qcow2: first + 50']['fastrbd']
+    first['first_seconds'] = {'download': 1.5, 'inspect': 0.1,
+                              'convert': 0.6, 'publish': 0.05}
+    md = report.markdown(results)
+    assert '## raw clone path: ms per disk, mean of 1 disks (p50 28 ms)' in md
+    assert '| clone | 20 |' in md and '| resize | 2.00 |' in md
+    assert '| other (Nova, Python) | 0.00 |' in md
+    assert '## first qcow2 disk: seconds per step (2.40 s in all)' in md
+    assert '| download | 1.50 | 0.80 |' in md
+    assert '| publish | 0.05 | - |' in md
+
+
+def test_storm_table():
+    results = _results()
+    results['targets'] = report.targets(results)
+    results['storm'] = {'disks': 500, 'threads': 32, 'image_mib': 256}
+    for backend, wall in (('rbd', 90.0), ('fastrbd', 9.0)):
+        results['storm'][backend] = _m(backend, [10.0] * 98 + [500.0] * 2,
+                                       wall,
+                                       downloads=4, conversions=1)
+    md = report.markdown(results)
+    assert '## boot storm: 500 disks on 2 hosts, 32 at a time per host' in md
+    assert '| rbd | 90 | 10 | 500 | 0 | 0.00 | 4 | 1 | 0 |' in md

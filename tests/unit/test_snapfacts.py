@@ -165,3 +165,31 @@ def test_forget_makes_it_learn_again(ceph, tmp_path):
     ceph.rbd.Image.reset_mock()
     _facts(ceph, vol)
     ceph.rbd.Image.assert_called_once()
+
+
+def test_concurrent_spawns_learn_once(ceph, tmp_path):
+    import threading
+    import time
+    vol = Volume(images.random_raw(tmp_path))
+    opened = []
+
+    def slow_open(*args, **kwargs):
+        opened.append(1)
+        time.sleep(0.05)
+        return vol
+    ceph.rbd.Image.side_effect = slow_open
+    vol.is_protected_snap = mock.Mock(return_value=True)
+    vol.snap_get_id = mock.Mock(return_value=42)
+    vol.close = mock.Mock()
+    ioctx = mock.Mock()
+    ioctx.get_omap_vals_by_keys.return_value = ([], 0)
+    found = []
+    threads = [threading.Thread(target=lambda: found.append(
+        snapfacts.SnapFacts(FakeDriver(ioctx), 'vms').get(LOC)))
+        for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(opened) == 1
+    assert len(found) == 8 and len(set(found)) == 1
