@@ -29,6 +29,7 @@ Removal never races a clone made on another host:
 import contextlib
 import os
 import socket
+import threading
 import time
 import uuid
 
@@ -49,6 +50,17 @@ TOUCH_EVERY = 60  # seconds between last-use stamps of a base
 
 def _token() -> str:
     return uuid.uuid4().hex[:8]
+
+
+# image id -> (size, metadata) of its base, as last found in this process
+_KNOWN: dict = {}
+_KNOWN_LOCK = threading.Lock()
+
+
+def forget(image_id: str) -> None:
+    """Drop what this process remembers of an image's base."""
+    with _KNOWN_LOCK:
+        _KNOWN.pop(image_id, None)
 
 
 def stamp() -> str:
@@ -91,11 +103,21 @@ class BaseStore:
     def lookup(self, image_meta: dict):
         """(size, metadata) of the image's usable base, or None.
 
-        None: missing, stale or partial (no snapshot).
+        None: missing, stale or partial (no snapshot).  A base found once
+        is remembered in the process, for as long as it matches Glance's
+        record: a clone of it that fails because it is gone makes the
+        caller forget() it and look again.
         """
-        found = self.metadata(cache.base_name(image_meta['id']), cache.SNAP)
+        image_id = image_meta['id']
+        with _KNOWN_LOCK:
+            found = _KNOWN.get(image_id)
         if found is None or cache.stale_reason(found[1], image_meta):
+            found = self.metadata(cache.base_name(image_id), cache.SNAP)
+        if found is None or cache.stale_reason(found[1], image_meta):
+            forget(image_id)
             return None
+        with _KNOWN_LOCK:
+            _KNOWN[image_id] = found
         return found
 
     def touch(self, image_id: str, meta: dict) -> None:
@@ -104,9 +126,11 @@ class BaseStore:
         if time.time() - _float(meta.get(cache.META + 'last_used')) < \
                 TOUCH_EVERY:
             return
+        now = stamp()
+        meta[cache.META + 'last_used'] = now   # the remembered copy too
         try:
             with self._open(name) as vol:
-                vol.metadata_set(cache.META + 'last_used', stamp())
+                vol.metadata_set(cache.META + 'last_used', now)
         except (rbd_utils.rbd.Error, rbd_utils.rados.Error) as e:
             LOG.debug('could not record use of %(name)s: %(err)s',
                       {'name': name, 'err': e})
@@ -192,6 +216,7 @@ class BaseStore:
         None when it is gone already (another host retired it).
         """
         image_id = cache.image_id_of(name)
+        forget(image_id)
         new = cache.retired_name(image_id, _token())
         try:
             self.rename(name, new)

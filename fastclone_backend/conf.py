@@ -112,8 +112,8 @@ Possible values:
 
 * True: use the cache (default).
 * False: behave like stock Nova for such images: Nova downloads them into
-  its local ``_base`` directory on each host and ``rbd import``\ s a full
-  copy per instance.  Images that can be cloned in place are still cloned,
+  its local ``_base`` directory on each host and runs ``rbd import`` for a
+  full copy per instance.  Images that can be cloned in place are still cloned,
   and images refused for what they contain are still refused (never
   downloaded).
 

@@ -31,6 +31,7 @@ from nova import exception
 from nova.storage import rbd_utils
 from nova.virt.libvirt import imagebackend
 
+from fastclone_backend import basestore
 from fastclone_backend import cache
 from fastclone_backend import cluster
 from fastclone_backend import conf as fc_conf
@@ -222,6 +223,7 @@ class FastRbd(imagebackend.Rbd):
                 self._clone_from(location.parse(url), image_id)
                 break
             except rbd_utils.rbd.ImageNotFound:
+                basestore.forget(image_id)
                 if attempt == CLONE_ATTEMPTS:
                     raise
                 LOG.info('image %(image)s: cached base retired before the '

@@ -72,8 +72,12 @@ class CephModules(fixtures.Fixture):
 
 
 def _reset_handles():
+    from fastclone_backend import basestore
     from fastclone_backend import cluster
+    from fastclone_backend import snapfacts
     cluster._HANDLES.clear()
+    basestore._KNOWN.clear()   # what the process remembers
+    snapfacts.forget_all()
 
 
 __all__ = ['CephModules', 'rbd_utils']

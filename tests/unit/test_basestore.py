@@ -215,3 +215,37 @@ class TouchTestCase(base.TestCase):
         self.assertEqual('fastclone.last_used', key)
         self.assertEqual(0.0, basestore._float('garbage'))
         self.assertGreater(basestore._float(value), 0)
+
+
+class LookupTestCase(base.TestCase):
+    """A base found once is remembered while it matches Glance's record."""
+
+    def setUp(self):
+        super().setUp()
+        self.useFixture(fakes.CephModules())
+        self.meta = {'id': IMAGE_ID, 'os_hash_value': 'h1', 'checksum': 'c',
+                     'size': 10}
+        stored = cache.fingerprint(self.meta)
+        self.metadata = self.useFixture(fixtures.MockPatchObject(
+            basestore.BaseStore, 'metadata', autospec=True,
+            return_value=(5, dict(stored)))).mock
+        self.store = basestore.BaseStore(mock.sentinel.driver, pool='vms')
+
+    def test_second_lookup_asks_nothing(self):
+        self.assertEqual(5, self.store.lookup(self.meta)[0])
+        self.assertEqual(5, self.store.lookup(self.meta)[0])
+        self.metadata.assert_called_once_with(cache.base_name(IMAGE_ID),
+                                              cache.SNAP)
+
+    def test_changed_image_is_looked_up_again(self):
+        self.store.lookup(self.meta)
+        changed = dict(self.meta, os_hash_value='h2')
+        self.assertIsNone(self.store.lookup(changed))
+        self.assertEqual(2, self.metadata.call_count)
+        self.assertNotIn(IMAGE_ID, basestore._KNOWN)
+
+    def test_forgotten_after_a_retire_or_a_failed_clone(self):
+        self.store.lookup(self.meta)
+        basestore.forget(IMAGE_ID)
+        self.store.lookup(self.meta)
+        self.assertEqual(2, self.metadata.call_count)
