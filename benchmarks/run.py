@@ -24,6 +24,7 @@ from benchmarks import report
 from fastclone_backend import labkit
 
 MiB = 1 << 20
+GiB = 1 << 30
 BACKENDS = ('rbd', 'qcow2', 'fastrbd')
 FULL = dict(raw_mib=1024, qcow2_virtual_mib=1024, qcow2_data_mib=512,
             big_mib=8192, big_data_mib=1024, single_repeat=3, sequential=50,
@@ -91,7 +92,7 @@ def _rbd(*args):
 
 
 def measure_limits(lab, raw_image, raw_path, qcow2_image, qcow2_path, repeat,
-                   concurrent):
+                   concurrent, root_gb):
     """The physical limits, measured in the same run."""
     pool = env('FASTCLONE_VMS_POOL')
 
@@ -112,9 +113,14 @@ def measure_limits(lab, raw_image, raw_path, qcow2_image, qcow2_path, repeat,
             pass
     return {'clone_primitive_ms': labkit.clone_primitive_ms(raw_image.id,
                                                             20),
+            'clone_and_resize_primitive_ms': labkit.clone_primitive_ms(
+                raw_image.id, 20, resize_to=root_gb * GiB),
             'clones_concurrent_16_threads_s':
                 labkit.clone_primitive_parallel_s(raw_image.id, concurrent,
                                                   16),
+            'clones_and_resizes_concurrent_16_threads_s':
+                labkit.clone_primitive_parallel_s(
+                    raw_image.id, concurrent, 16, resize_to=root_gb * GiB),
             'rbd_import_raw_s': _timed(rbd_import, repeat),
             'qemu_img_convert_to_rbd_s': _timed(convert, repeat),
             'glance_download_qcow2_s': _timed(download, repeat)}
@@ -177,7 +183,7 @@ def run(cfg, lab, log):
     log('limits')
     results['limits'] = measure_limits(lab, raw, raw_path, q_limits,
                                        qcow2_path, cfg['limit_repeat'],
-                                       cfg['concurrent'])
+                                       cfg['concurrent'], cfg['root_gb'])
     gb = cfg['root_gb']
     for backend in BACKENDS:
         log('1 raw: %s' % backend)

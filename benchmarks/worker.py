@@ -20,6 +20,7 @@ import json
 import os
 import resource
 import shutil
+import socket
 import sys
 import time
 
@@ -103,6 +104,20 @@ class Ceph:
     def names(self):
         import rbd
         return set(rbd.RBD().list(self.ioctx))
+
+    def made_here(self, name):
+        """False for a cached base another "host" populated meanwhile."""
+        import rbd
+
+        from fastclone_backend import cache
+        if not cache.is_cache_name(name):
+            return True
+        try:
+            with rbd.Image(self.ioctx, name, read_only=True) as img:
+                by = img.metadata_get(cache.META + 'populated_by')
+        except (rbd.ImageNotFound, KeyError):
+            return False
+        return by == '%s:%d' % (socket.gethostname(), os.getpid())
 
     def allocated(self, name):
         import rbd
@@ -208,7 +223,7 @@ def main():
     made = []
     try:
         first, times, errors, wall = _run(ctx, args, made)
-        new = ceph.names() - before
+        new = [n for n in ceph.names() - before if ceph.made_here(n)]
         allocated = sum(ceph.allocated(n) for n in new)
         local = _allocated_bytes(args.workdir)
     finally:

@@ -16,6 +16,8 @@ The lab (or deployment) is named by the FASTCLONE_* variables that
 ``tools/lab env`` prints.
 """
 
+import concurrent.futures
+import contextlib
 import os
 import statistics
 import subprocess
@@ -67,63 +69,67 @@ def upload(client, path: str, disk_format: str, store=None):
     return client.images.get(image.id)
 
 
-def clone_primitive_ms(image_id: str, repeat: int) -> float:
-    """Median time of a bare librbd clone of images/<id>@snap into vms.
-
-    As the compute hosts' user; each clone is removed, untimed.
-    """
+@contextlib.contextmanager
+def _glance_and_vms_pools():
+    """(images ioctx, vms ioctx) as the compute hosts' user."""
     import rados
-    import rbd
     client = rados.Rados(conffile=env('FASTCLONE_CEPH_CONF'),
                          rados_id=env('FASTCLONE_NOVA_RBD_USER'))
     client.connect(timeout=15)
     try:
-        src = client.open_ioctx(env('FASTCLONE_IMAGES_POOL'))
-        dst = client.open_ioctx(env('FASTCLONE_VMS_POOL'))
-        times = []
-        for i in range(repeat):
-            name = 'fastclone-primitive-%d' % i
-            start = time.perf_counter()
-            rbd.RBD().clone(src, image_id, 'snap', dst, name)
-            times.append((time.perf_counter() - start) * 1000)
-            rbd.RBD().remove(dst, name)
-        src.close()
-        dst.close()
-        return statistics.median(times)
+        with client.open_ioctx(env('FASTCLONE_IMAGES_POOL')) as src, \
+                client.open_ioctx(env('FASTCLONE_VMS_POOL')) as dst:
+            yield src, dst
     finally:
         client.shutdown()
 
 
-def clone_primitive_parallel_s(image_id: str, count: int,
-                               threads: int) -> float:
+def _clone(rbd, src, image_id, dst, name, resize_to=0):
+    rbd.RBD().clone(src, image_id, 'snap', dst, name)
+    if resize_to:
+        with rbd.Image(dst, name) as img:
+            img.resize(resize_to)
+
+
+def clone_primitive_ms(image_id: str, repeat: int,
+                       resize_to: int = 0) -> float:
+    """Median time of a bare librbd clone of images/<id>@snap into vms.
+
+    As the compute hosts' user; each clone is removed, untimed.
+
+    :param resize_to: then grow the clone to this many bytes, as a root
+        disk is, within the time.
+    """
+    import rbd
+    times = []
+    with _glance_and_vms_pools() as (src, dst):
+        for i in range(repeat):
+            name = 'fastclone-primitive-%d' % i
+            start = time.perf_counter()
+            _clone(rbd, src, image_id, dst, name, resize_to)
+            times.append((time.perf_counter() - start) * 1000)
+            rbd.RBD().remove(dst, name)
+    return statistics.median(times)
+
+
+def clone_primitive_parallel_s(image_id: str, count: int, threads: int,
+                               resize_to: int = 0) -> float:
     """Seconds for count bare librbd clones, threads at a time.
 
     Of images/<id>@snap, on one connection, as the compute hosts' user;
     the clones are removed afterwards, untimed.
     """
-    import concurrent.futures
-
-    import rados
     import rbd
-    client = rados.Rados(conffile=env('FASTCLONE_CEPH_CONF'),
-                         rados_id=env('FASTCLONE_NOVA_RBD_USER'))
-    client.connect(timeout=15)
-    try:
-        src = client.open_ioctx(env('FASTCLONE_IMAGES_POOL'))
-        dst = client.open_ioctx(env('FASTCLONE_VMS_POOL'))
-        names = ['fastclone-primitive-p%d' % i for i in range(count)]
+    names = ['fastclone-primitive-p%d' % i for i in range(count)]
+    with _glance_and_vms_pools() as (src, dst):
         start = time.perf_counter()
         with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-            list(pool.map(lambda n: rbd.RBD().clone(src, image_id, 'snap',
-                                                    dst, n), names))
+            list(pool.map(lambda n: _clone(rbd, src, image_id, dst, n,
+                                           resize_to), names))
         seconds = time.perf_counter() - start
         for name in names:
             rbd.RBD().remove(dst, name)
-        src.close()
-        dst.close()
-        return seconds
-    finally:
-        client.shutdown()
+    return seconds
 
 
 def remove_images(client, image_ids) -> None:

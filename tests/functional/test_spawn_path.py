@@ -198,3 +198,21 @@ def test_changed_bytes_refused_after_one_download(nova_ctx, lab, images,
     assert _glance_downloads(image.id) == 1     # Nova did not fetch again
     assert _base_files() == []
     assert _pools(rados_admin, lab) == before   # no base, no tmp, no disk
+
+
+def test_image_deleted_since_its_last_clone_is_not_cloned(
+        nova_ctx, lab, images, vms, glance):
+    data = make_data(4 * MiB, marker=b'fastclone-deleted-since')
+    image = images.upload(images.write(data))
+    first = novaflow.make_instance(1)
+    novaflow.create_root_disk(nova_ctx, first, image.id)
+    glance.images.delete(image.id)   # to the trash: it has a clone
+    second = novaflow.make_instance(1)
+    try:
+        with pytest.raises(exception.ImageNotFound):
+            novaflow.create_root_disk(nova_ctx, second, image.id)
+        # what the process learnt of its snapshot does not make it clone
+        assert novaflow.root_disk(second).rbd_name not in rbd.RBD().list(vms)
+    finally:
+        novaflow.delete_instance_disks(first)
+        novaflow.delete_instance_disks(second)

@@ -168,3 +168,15 @@ def test_storm_table():
     md = report.markdown(results)
     assert '## boot storm: 500 disks on 2 hosts, 32 at a time per host' in md
     assert '| rbd | 90 | 10 | 500 | 0 | 0.00 | 4 | 1 | 0 |' in md
+
+
+def test_clone_and_resize_floor_in_the_notes():
+    results = _results()
+    results['limits']['clone_and_resize_primitive_ms'] = 35.0
+    results['limits']['clones_and_resizes_concurrent_16_threads_s'] = 0.8
+    got = {t['target']: t for t in report.targets(results)}
+    assert ('clone + resize to the root disk alone: 35.00 ms (0.8x)'
+            in got['raw clone path p50 / librbd clone']['note'])
+    burst = [t for name, t in got.items() if 'concurrent spawns' in name]
+    assert 'clone + resize to the root disk alone: 0.80 s (1.2x)' in \
+        burst[0]['note']
