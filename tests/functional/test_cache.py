@@ -213,12 +213,18 @@ def test_killed_populator_is_recovered(nova_ctx, lab, images, vms, tmp_path,
     assert _head(vms, disk.rbd_name, 1 << 20) == data[:1 << 20]
     # the dead qemu-img's watch keeps its temp image busy for 30 s: the
     # spawn does not wait for that, the lifecycle pass removes it then
+    from fastclone_backend import basestore
     from fastclone_backend import cluster
     from fastclone_backend import lifecycle
-    deadline = time.monotonic() + 90
+    store = basestore.BaseStore(cluster.SharedRBDDriver())
+    deadline = time.monotonic() + 120
+    report = None
     while _leftovers(vms, image.id):
-        assert time.monotonic() < deadline, _leftovers(vms, image.id)
-        lifecycle.run_pass(nova_ctx, cluster.SharedRBDDriver(), force=True)
+        # what the pass saw, should it not remove the leftover in time
+        assert time.monotonic() < deadline, (
+            [store.describe(n) for n in _leftovers(vms, image.id)], report)
+        report = lifecycle.run_pass(nova_ctx, cluster.SharedRBDDriver(),
+                                    force=True)
         time.sleep(2)
     vms.lock_exclusive(cache.lock_object(image.id), cache.LOCK_NAME,
                        'test-probe', duration=5)  # nobody holds it
