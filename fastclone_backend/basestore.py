@@ -153,6 +153,12 @@ class BaseStore:
         return found
 
     def describe(self, name: str):
+        """A policy.Base for the image, None if it is gone.
+
+        A tmp or retired name that is listed but cannot be opened (an
+        interrupted removal leaves its directory entry) is described as
+        an empty image, so the pass removes what is left of it.
+        """
         try:
             with self._open(name, read_only=True) as vol:
                 meta = dict(vol.metadata_list())
@@ -161,7 +167,9 @@ class BaseStore:
                                  for c in children_of(vol, s))
                 size = vol.size()
         except rbd_utils.rbd.ImageNotFound:
-            return None
+            if cache.kind_of(name) not in ('tmp', 'retired'):
+                return None
+            meta, snaps, children, size = {}, [], (), 0
         return policy.Base(
             name=name, size=size, last_used=_float(
                 meta.get(cache.META + 'last_used')),
@@ -248,6 +256,9 @@ class BaseStore:
             with self._open(name) as vol:
                 if not remove_snaps(vol):
                     return False
+        except rbd_utils.rbd.ImageNotFound:
+            pass   # gone, or a name left by an interrupted removal
+        try:
             with self.ioctx() as ioctx:
                 rbd_utils.RbdProxy().remove(ioctx, name)
         except rbd_utils.rbd.ImageNotFound:

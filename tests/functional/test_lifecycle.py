@@ -209,6 +209,24 @@ def test_crashed_population_leftover_is_removed(nova_ctx, lab, images,
     assert tmp not in rbd.RBD().list(vms)
 
 
+def test_half_removed_leftover_is_removed(nova_ctx, lab, images, vms,
+                                          rados_admin):
+    # an interrupted removal leaves the name listed, its header gone
+    image, _data = _cached_image(images, 'half-removed')
+    tmp = cache.tmp_name(image.id, 'dead0002')
+    rbd.RBD().create(vms, tmp, 4 * MiB)
+    with rbd.Image(vms, tmp, read_only=True) as img:
+        header = 'rbd_header.' + img.id()
+    with rados_admin.open_ioctx(lab.vms_pool) as admin:
+        admin.remove_object(header)
+    assert tmp in rbd.RBD().list(vms)
+    with pytest.raises(rbd.ImageNotFound):
+        rbd.Image(vms, tmp, read_only=True)
+    report = _pass(nova_ctx)
+    assert tmp in report['removed']
+    assert tmp not in rbd.RBD().list(vms)
+
+
 # ------------------------------------------------------------ deleted images
 def test_deleted_image_base_waits_for_its_clones(nova_ctx, lab, images,
                                                  vms, glance):

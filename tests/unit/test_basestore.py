@@ -146,10 +146,23 @@ class BaseStoreTestCase(base.TestCase):
         self.assertFalse(self.store.remove(RETIRED))
         self.rbd.remove.assert_called_once_with(self.ioctx, RETIRED)
 
-    def test_image_gone_already_counts_as_removed(self):
+    def test_unopenable_name_is_removed_all_the_same(self):
+        # an interrupted removal leaves a listed name whose header is gone:
+        # only removing the name again clears it
         self.open.side_effect = fakes.RbdImageNotFound('ENOENT')
         self.assertTrue(self.store.remove(RETIRED))
-        self.rbd.remove.assert_not_called()
+        self.rbd.remove.assert_called_once_with(self.ioctx, RETIRED)
+
+    def test_unopenable_leftover_is_described_for_removal(self):
+        self.open.side_effect = fakes.RbdImageNotFound('ENOENT')
+        tmp = cache.tmp_name(IMAGE_ID, 'ef56ab78')
+        with mock.patch.object(self.store, 'locked', autospec=True,
+                               return_value=False):
+            found = self.store.describe(tmp)
+        self.assertEqual((tmp, 'tmp', (), False, False),
+                         (found.name, found.kind, found.children,
+                          found.has_snap, found.locked))
+        self.assertIsNone(self.store.describe(cache.base_name(IMAGE_ID)))
 
     def test_image_gone_before_its_removal_counts_as_removed(self):
         self.rbd.remove.side_effect = fakes.RbdImageNotFound('ENOENT')
