@@ -23,6 +23,10 @@
    also runs the cluster-wide lifecycle pass
    (:mod:`fastclone_backend.lifecycle`) when Nova runs as rbd.
 
+Both the driver's start (the first ``Backend``) and each periodic pass
+also sweep this host's work directory of files left by populations that
+died with their process (:mod:`fastclone_backend.workdir`).
+
 Without it, ``images_type = fastrbd`` is an invalid value and nova-compute
 stops at start-up with oslo.config's error: never a silent stock ``Rbd``.
 """
@@ -68,9 +72,12 @@ def apply_config(conf) -> None:
 
 
 def _announce(conf) -> None:
+    """Once per process, as the driver starts: say so, sweep the work dir."""
     if _state['announced']:
         return
     _state['announced'] = True
+    from fastclone_backend import workdir
+    workdir.sweep_quietly(conf)   # files of populations that died with us
     LOG.info('fastclone-backend active: [libvirt] images_type %(req)s runs '
              'as rbd with FastRbd; clones into pool %(pool)s as %(user)s '
              '(conf %(conf)s); trusted Glance pools %(pools)s, image id '
@@ -111,6 +118,8 @@ def _patched_manage_image_cache(original):
         if nova.conf.CONF.libvirt.images_type == 'rbd':
             from fastclone_backend import cluster
             from fastclone_backend import lifecycle
+            from fastclone_backend import workdir
+            workdir.sweep_quietly(nova.conf.CONF)   # this host's files
             lifecycle.periodic_pass(context, cluster.SharedRBDDriver())
     manage_image_cache.fastclone_original = original
     return manage_image_cache

@@ -41,6 +41,7 @@ from fastclone_backend import fetch
 from fastclone_backend import inspect
 from fastclone_backend import lease
 from fastclone_backend import progress
+from fastclone_backend import workdir
 
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
@@ -133,22 +134,14 @@ class Populator:
         if why:   # else it became current meanwhile: never retire that
             self.store.retire(base, why)
 
-    def _workdir(self) -> str:
-        path = CONF.fastclone.work_dir or os.path.join(CONF.instances_path,
-                                                       'fastclone')
-        os.makedirs(path, exist_ok=True)
-        return path
-
     def _fill(self, context, image_meta, max_virtual_size, tmp, token):
         """Download, inspect and write the image into RBD image tmp."""
         image_id = image_meta['id']
-        workdir = self._workdir()
-        download = os.path.join(workdir,
-                                '%s.%s.download' % (image_id, token))
-        fetch.check_room(workdir,
-                         (image_meta.get('size') or 0) + 64 * units.Mi,
+        root = workdir.path(CONF)
+        fetch.check_room(root, (image_meta.get('size') or 0) + 64 * units.Mi,
                          image_id)
-        try:
+        with workdir.claim(root, image_id, token) as files:
+            download = files.file('download')
             with cache.timed('download'):
                 self._download(context, image_meta, download)
             with cache.timed('inspect'):
@@ -161,10 +154,7 @@ class Populator:
                     self._import(download, tmp, image_id)
             else:
                 with cache.timed('convert'):
-                    self._convert(download, found, tmp, image_id, workdir,
-                                  token)
-        finally:
-            _unlink(download)
+                    self._convert(download, found, tmp, image_id, files)
 
     def _download(self, context, image_meta, path):
         image_id = image_meta['id']
@@ -209,7 +199,7 @@ class Populator:
             image_id, 'import', os.path.getsize(path),
             CONF.fastclone.progress_interval))
 
-    def _convert(self, path, found, name, image_id, workdir, token):
+    def _convert(self, path, found, name, image_id, files):
         cache.STATS['conversions'] += 1
         prog = progress.Progress(image_id, 'convert', found.virtual_size,
                                  CONF.fastclone.progress_interval)
@@ -219,8 +209,8 @@ class Populator:
             self._run(convert + ['-W', '-m', '16', path,
                                  self._rbd_target(name)], prog)
             return
-        raw = os.path.join(workdir, '%s.%s.raw' % (image_id, token))
-        fetch.check_room(workdir, found.virtual_size, image_id)
+        raw = files.file('raw')
+        fetch.check_room(files.workdir, found.virtual_size, image_id)
         try:
             self._run(convert + ['-t', 'none', path, raw], prog)
             self._import(raw, name, image_id)

@@ -17,6 +17,7 @@ import rbd
 
 from fastclone_backend import cache
 from fastclone_backend import novaflow
+from fastclone_backend import workdir
 from tests.functional.conftest import lab_environ
 from tests.functional.conftest import make_data
 from tests.functional.conftest import REPO
@@ -204,6 +205,12 @@ def test_killed_populator_is_recovered(nova_ctx, lab, images, vms, tmp_path,
     finally:
         _kill([proc])  # the "host" dies, qemu-img too
     assert _leftovers(vms, image.id)
+    # on the dead host: its download and its claim, swept when it restarts
+    crashed = str(tmp_path / 'crash' / 'instances' / 'fastclone')
+    left = sorted(os.listdir(crashed))
+    assert [name.rsplit('.', 1)[1] for name in left] == ['download', 'lock']
+    assert sorted(workdir.sweep(crashed)) == left
+    assert os.listdir(crashed) == []
 
     fastclone_conf(cache_lock_lease=5)
     instance = novaflow.make_instance(1)

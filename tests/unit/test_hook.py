@@ -117,10 +117,13 @@ class HookTestCase(base.TestCase):
         hook.install()
         self.flags(images_type='fastrbd', group='libvirt')
         hook.apply_config(hook_conf())
-        with mock.patch.object(hook.LOG, 'info', autospec=True) as info:
+        with mock.patch.object(hook.LOG, 'info', autospec=True) as info, \
+                mock.patch('fastclone_backend.workdir.sweep_quietly',
+                           autospec=True) as sweep:
             nova_imagebackend.Backend(False)
             nova_imagebackend.Backend(False)
         self.assertEqual(1, info.call_count)
+        sweep.assert_called_once_with(hook_conf())   # the start-up sweep
         args = info.call_args[0][1]
         self.assertEqual('fastrbd', args['req'])
         self.assertEqual('vms', args['pool'])

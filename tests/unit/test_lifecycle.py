@@ -236,6 +236,9 @@ class ManageImageCacheHookTestCase(base.TestCase):
         self.periodic = self.useFixture(fixtures.MockPatchObject(
             lifecycle, 'periodic_pass', autospec=True,
             side_effect=lambda *a: self.order.append('fastclone'))).mock
+        self.sweep = self.useFixture(fixtures.MockPatch(
+            'fastclone_backend.workdir.sweep_quietly', autospec=True,
+            side_effect=lambda *a: self.order.append('sweep'))).mock
         self.addCleanup(hook.uninstall)
         hook.install()
 
@@ -246,7 +249,8 @@ class ManageImageCacheHookTestCase(base.TestCase):
     def test_rbd_runs_nova_then_the_lifecycle_pass(self):
         self.flags(images_type='rbd', group='libvirt')
         self._manage()
-        self.assertEqual(['nova', 'fastclone'], self.order)
+        # this host's work dir first, then the cluster-wide pass
+        self.assertEqual(['nova', 'sweep', 'fastclone'], self.order)
         self.original.assert_called_once_with(
             mock.sentinel.libvirt, mock.sentinel.ctx, mock.sentinel.all)
         (ctx, rbd_driver), _ = self.periodic.call_args
