@@ -49,3 +49,10 @@ class ImageRejected(FastcloneException):
 
 class CacheError(FastcloneException):
     msg_fmt = 'Image %(image)s: cached base image: %(reason)s'
+
+
+class DownloadInterrupted(FastcloneException):
+    """Not the image's fault: Nova reschedules the build elsewhere."""
+
+    msg_fmt = ('Glance download of image %(image)s interrupted after '
+               '%(done).0f of %(expected).0f MiB: %(cause)s')

@@ -31,6 +31,7 @@ from oslo_utils import excutils
 from oslo_utils import units
 
 import nova.conf
+from nova import exception as nova_exception
 from nova.storage import rbd_utils
 from nova.virt.libvirt import imagebackend as nova_imagebackend
 
@@ -171,12 +172,17 @@ class Populator:
                                            hash_data=False)
             try:
                 api.download(context, image_id, data=writer)
-            except IOError as e:
-                if not fetch.corrupt_download(e):
-                    raise
-                raise fc_exception.ImageRejected(
-                    image=image_id, reason='the data Glance sent does not '
-                    'match the hash it recorded: %s' % e)
+            except Exception as e:
+                if fetch.corrupt_download(e):
+                    raise fc_exception.ImageRejected(
+                        image=image_id, reason='the data Glance sent does '
+                        'not match the hash it recorded: %s' % e)
+                if isinstance(e, nova_exception.NovaException):
+                    raise   # Nova's own (not found, not authorized, ...)
+                raise fc_exception.DownloadInterrupted(
+                    image=image_id, done=writer.written / units.Mi,
+                    expected=(image_meta.get('size') or 0) / units.Mi,
+                    cause='%s: %s' % (type(e).__name__, e)) from e
         writer.verify()
 
     def _limits(self, cmd):

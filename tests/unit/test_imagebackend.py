@@ -427,6 +427,19 @@ class SpawnPathTestCase(CloneFixtures):
         self.assertRaises(exception.ImageUnacceptable, self._cache)
         ensure.assert_not_called()
 
+    def test_interrupted_download_is_not_the_images_fault(self):
+        # not ImageUnacceptable: Nova reschedules the build to another host
+        self.flags(cache_enabled=True, group='fastclone')
+        self.useFixture(fixtures.MockPatch(
+            'fastclone_backend.populate.Populator.ensure', autospec=True,
+            side_effect=fc_exception.DownloadInterrupted(
+                image=IMAGE_ID, done=3, expected=10, cause='EOF')))
+        exc = self.assertRaises(fc_exception.DownloadInterrupted,
+                                self._cache,
+                                meta=_meta(disk_format='qcow2'))
+        self.assertIn('interrupted after 3 of 10 MiB: EOF', str(exc))
+        self.nova_cache.assert_not_called()
+
     def test_image_larger_than_the_root_disk_refused(self):
         exc = self.assertRaises(exception.ImageUnacceptable, self._cache,
                                 size=units.Gi // 2)

@@ -74,6 +74,30 @@ class PopulationFailureTestCase(base.TestCase):
                       exc.reason)
         self._assert_nothing_left()
 
+    def test_interrupted_download_names_image_and_bytes(self):
+        import requests
+
+        def broken(context, image_id, data=None, dest_path=None):
+            data.write(b'x' * (3 * 1024 * 1024))
+            raise requests.exceptions.ChunkedEncodingError(
+                'Connection broken: IncompleteRead')
+        self.download.side_effect = broken
+        self.meta['size'] = 10 * 1024 * 1024
+        exc = self.assertRaises(fc_exception.DownloadInterrupted,
+                                self.populator.ensure, 'ctx', self.meta, 0)
+        self.assertEqual('Glance download of image %s interrupted after 3 '
+                         'of 10 MiB: ChunkedEncodingError: Connection '
+                         'broken: IncompleteRead' % IMAGE_ID, str(exc))
+        self._assert_nothing_left()
+
+    def test_novas_own_download_errors_pass_through(self):
+        from nova import exception as nova_exception
+        self.download.side_effect = nova_exception.ImageNotFound(
+            image_id=IMAGE_ID)
+        self.assertRaises(nova_exception.ImageNotFound,
+                          self.populator.ensure, 'ctx', self.meta, 0)
+        self._assert_nothing_left()
+
     def test_size_mismatch(self):
         self.served = DATA + b'more'
         # a hash that matches, so the size check is what refuses it
