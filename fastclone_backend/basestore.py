@@ -81,11 +81,8 @@ class BaseStore:
 
     @contextlib.contextmanager
     def ioctx(self):
-        client, ioctx = self.driver._connect_to_rados(self.pool)
-        try:
-            yield ioctx
-        finally:
-            self.driver._disconnect_from_rados(client, ioctx)
+        with rbd_utils.RADOSClient(self.driver, self.pool) as client:
+            yield client.ioctx
 
     def _open(self, name, **kwargs):
         return rbd_utils.RBDVolumeProxy(self.driver, name, pool=self.pool,

@@ -68,11 +68,8 @@ class Scanner:
 
     def clones(self, pool: str) -> list:
         """A policy.Clone for every image of the pool that has a parent."""
-        client, ioctx = self.driver._connect_to_rados(pool)
-        try:
-            names = rbd_utils.RbdProxy().list(ioctx)
-        finally:
-            self.driver._disconnect_from_rados(client, ioctx)
+        with rbd_utils.RADOSClient(self.driver, pool) as client:
+            names = rbd_utils.RbdProxy().list(client.ioctx)
         found = []
         for name in names:
             if cache.is_cache_name(name):

@@ -99,35 +99,27 @@ class Verdicts:
         self.driver = driver
         self.pool = pool
 
-    def _ioctx(self):
-        return self.driver._connect_to_rados(self.pool)
-
     def get(self, key: str):
         """(format, detail) stored for key, or None."""
-        client, ioctx = self._ioctx()
-        try:
-            with rbd_utils.rados.ReadOpCtx() as op:
-                found, _ret = ioctx.get_omap_vals_by_keys(op, (key,))
-                ioctx.operate_read_op(op, cache.VERDICTS_OBJECT)
-                values = dict(found)
-        except rbd_utils.rados.ObjectNotFound:
-            return None
-        finally:
-            self.driver._disconnect_from_rados(client, ioctx)
+        with rbd_utils.RADOSClient(self.driver, self.pool) as client, \
+                rbd_utils.rados.ReadOpCtx() as op:
+            found, _ret = client.ioctx.get_omap_vals_by_keys(op, (key,))
+            try:
+                client.ioctx.operate_read_op(op, cache.VERDICTS_OBJECT)
+            except rbd_utils.rados.ObjectNotFound:
+                return None
+            values = dict(found)
         if key not in values:
             return None
         detected, _sep, detail = values[key].decode().partition(SEP)
         return detected, detail
 
     def put(self, key: str, detected: str, detail: str) -> None:
-        client, ioctx = self._ioctx()
-        try:
-            with rbd_utils.rados.WriteOpCtx() as op:
-                ioctx.set_omap(op, (key,),
-                               ((detected + SEP + detail).encode(),))
-                ioctx.operate_write_op(op, cache.VERDICTS_OBJECT)
-        finally:
-            self.driver._disconnect_from_rados(client, ioctx)
+        with rbd_utils.RADOSClient(self.driver, self.pool) as client, \
+                rbd_utils.rados.WriteOpCtx() as op:
+            client.ioctx.set_omap(op, (key,),
+                                  ((detected + SEP + detail).encode(),))
+            client.ioctx.operate_write_op(op, cache.VERDICTS_OBJECT)
 
 
 _MEMO: dict = {}

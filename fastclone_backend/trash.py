@@ -43,20 +43,17 @@ def _timestamp(value) -> float:
 
 def entries(driver, pool: str) -> list:
     """A policy.TrashEntry for each image in the pool's trash."""
-    client, ioctx = driver._connect_to_rados(pool)
-    try:
-        found = []
-        for item in rbd_utils.RbdProxy().trash_list(ioctx):
-            children = _children(ioctx, item['id'])
+    found = []
+    with rbd_utils.RADOSClient(driver, pool) as client:
+        for item in rbd_utils.RbdProxy().trash_list(client.ioctx):
+            children = _children(client.ioctx, item['id'])
             if children is None:
                 continue  # purged meanwhile
             found.append(policy.TrashEntry(
                 pool=pool, id=item['id'], name=item['name'],
                 deferred_until=_timestamp(item.get('deferment_end_time')),
                 children=children))
-        return found
-    finally:
-        driver._disconnect_from_rados(client, ioctx)
+    return found
 
 
 def _children(ioctx, image_id):
@@ -71,24 +68,28 @@ def _children(ioctx, image_id):
         img.close()
 
 
+def _purge(ioctx, image_id: str) -> bool:
+    """Remove a trash entry's snapshots, then the entry; False if kept."""
+    img = _open(ioctx, image_id, read_only=False)
+    try:
+        if not basestore.remove_snaps(img):
+            return False
+    finally:
+        img.close()
+    rbd_utils.RbdProxy().trash_remove(ioctx, image_id)
+    return True
+
+
 def purge(driver, entry: policy.TrashEntry) -> bool:
     """Remove a trash entry and its snapshots unless it has clones.
 
     False when it stays: clones, a client still has it open, or the Ceph
     user may not write there (advised once).
     """
-    client, ioctx = driver._connect_to_rados(entry.pool)
     try:
-        try:
-            img = _open(ioctx, entry.id, read_only=False)
-        except rbd_utils.rbd.ImageNotFound:
-            return True
-        try:
-            if not basestore.remove_snaps(img):
+        with rbd_utils.RADOSClient(driver, entry.pool) as client:
+            if not _purge(client.ioctx, entry.id):
                 return False
-        finally:
-            img.close()
-        rbd_utils.RbdProxy().trash_remove(ioctx, entry.id)
     except rbd_utils.rbd.ImageNotFound:
         return True
     except rbd_utils.rbd.PermissionError as e:
@@ -99,8 +100,6 @@ def purge(driver, entry: policy.TrashEntry) -> bool:
                  '%(err)s', {'pool': entry.pool, 'name': entry.name,
                              'id': entry.id, 'err': e})
         return False
-    finally:
-        driver._disconnect_from_rados(client, ioctx)
     LOG.info('purged %(pool)s/%(name)s (%(id)s) from the trash',
              {'pool': entry.pool, 'name': entry.name, 'id': entry.id})
     return True
