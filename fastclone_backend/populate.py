@@ -221,7 +221,7 @@ class Populator:
             self._run(convert + ['-t', 'none', path, raw], prog)
             self._import(raw, name, image_id)
         finally:
-            _unlink(raw)
+            workdir.unlink(raw)
 
     def _run(self, cmd, prog):
         try:
@@ -230,10 +230,3 @@ class Populator:
             raise fc_exception.ImageRejected(
                 image=prog.image_id, reason='%s failed (exit %s): %s' % (
                     prog.step, e.exit_code, (e.stdout or '')[-500:]))
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass

@@ -17,8 +17,10 @@ raw conversion).  Before it writes any, the population creates
 ``<image id>.<token>.lock`` and holds an ``flock`` on it; the lock goes
 last.  The kernel drops an flock when its process dies (kill -9, reboot),
 so :func:`sweep` knows a crashed population's files from a live one's
-without pids: it removes a group only if it can take that flock itself,
-or if the group has no lock file at all.
+without pids: it removes a group only while it holds that flock itself,
+or if the group has no lock file at all.  A claim checks, once it has the
+flock, that its lock file is still the one at that name (a sweep may have
+removed it in between) and starts again if not.
 """
 
 import contextlib
@@ -44,11 +46,12 @@ def path(conf) -> str:
     return where(conf)
 
 
-def _name(image_id: str, token: str, kind: str) -> str:
-    return '%s.%s.%s' % (image_id, token, kind)
+def _prefix(image_id: str, token: str) -> str:
+    return '%s.%s.' % (image_id, token)
 
 
-def _unlink(file_path: str) -> None:
+def unlink(file_path: str) -> None:
+    """Remove a file if it is there."""
     try:
         os.unlink(file_path)
     except FileNotFoundError:
@@ -60,7 +63,7 @@ class Claim:
 
     def __init__(self, workdir: str, image_id: str, token: str):
         self.workdir = workdir
-        self.prefix = '%s.%s.' % (image_id, token)
+        self.prefix = _prefix(image_id, token)
 
     def file(self, kind: str) -> str:
         return os.path.join(self.workdir, self.prefix + kind)
@@ -68,7 +71,20 @@ class Claim:
     def remove_files(self) -> None:
         for name in os.listdir(self.workdir):
             if name.startswith(self.prefix) and not name.endswith(LOCK):
-                _unlink(os.path.join(self.workdir, name))
+                unlink(os.path.join(self.workdir, name))
+
+
+def _locked(lock_path: str) -> int:
+    """An fd holding the flock of the file now at lock_path (created)."""
+    while True:
+        fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.fstat(fd).st_ino == os.stat(lock_path).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)   # swept before we held it: make a new one
 
 
 @contextlib.contextmanager
@@ -76,13 +92,12 @@ def claim(workdir: str, image_id: str, token: str):
     """Own a population's work files for as long as this process lives."""
     owned = Claim(workdir, image_id, token)
     lock_path = owned.file(LOCK)
-    fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+    fd = _locked(lock_path)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         yield owned
     finally:
         owned.remove_files()
-        _unlink(lock_path)
+        unlink(lock_path)
         os.close(fd)
 
 
@@ -92,22 +107,31 @@ def _groups(workdir: str) -> dict:
     for name in os.listdir(workdir):
         parts = name.split('.')
         if len(parts) == 3:
-            groups.setdefault('%s.%s.' % tuple(parts[:2]), []).append(name)
+            groups.setdefault(_prefix(*parts[:2]), []).append(name)
     return groups
 
 
-def _owner_alive(lock_path: str) -> bool:
+@contextlib.contextmanager
+def _if_owner_dead(lock_path: str):
+    """Yield True holding the flock if its owner is gone, else False.
+
+    No lock file: the files' owner is gone too (it creates it first and
+    removes it last).
+    """
     try:
         fd = os.open(lock_path, os.O_RDWR)
     except FileNotFoundError:
-        return False   # finished meanwhile, or never got that far
+        yield True
+        return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
     finally:
-        os.close(fd)   # closing drops the flock, if it was taken
-    return False
+        os.close(fd)   # drops the flock, after the removal
 
 
 def sweep(workdir: str) -> list:
@@ -117,11 +141,12 @@ def sweep(workdir: str) -> list:
     """
     removed = []
     for prefix, names in _groups(workdir).items():
-        if _owner_alive(os.path.join(workdir, prefix + LOCK)):
-            continue
-        for name in sorted(names, key=lambda n: n.endswith(LOCK)):
-            _unlink(os.path.join(workdir, name))   # the lock file last
-            removed.append(name)
+        with _if_owner_dead(os.path.join(workdir, prefix + LOCK)) as dead:
+            if not dead:
+                continue
+            for name in sorted(names, key=lambda n: n.endswith(LOCK)):
+                unlink(os.path.join(workdir, name))   # the lock file last
+                removed.append(name)
     if removed:
         LOG.warning('removed %(n)d files left in %(dir)s by populations '
                     'that died with their process: %(names)s',

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from unittest import mock
 
 from fastclone_backend import workdir
 
@@ -78,3 +79,22 @@ def test_sweep_of_a_missing_directory_is_nothing(tmp_path):
             work_dir = None
     workdir.sweep_quietly(Conf)
     assert not os.path.exists(tmp_path / 'fastclone')
+
+
+def test_claim_swept_before_it_held_its_lock_makes_a_new_one(tmp_path):
+    real_flock = workdir.fcntl.flock
+    swept = []
+
+    def sweep_in_between(fd, op):
+        if op == workdir.fcntl.LOCK_EX and not swept:
+            # a sweep between the claim's open and its flock
+            swept.append(workdir.sweep(str(tmp_path)))
+        return real_flock(fd, op)
+    with mock.patch.object(workdir.fcntl, 'flock', sweep_in_between):
+        with workdir.claim(str(tmp_path), IMAGE_ID, 'race0001') as files:
+            assert swept == [['%s.race0001.lock' % IMAGE_ID]]
+            open(files.file('download'), 'wb').write(b'data')
+            # the claim holds the lock file now at its name
+            assert workdir.sweep(str(tmp_path)) == []
+            assert os.path.exists(files.file('download'))
+    assert os.listdir(tmp_path) == []
