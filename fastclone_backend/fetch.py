@@ -60,9 +60,8 @@ class VerifyingWriter:
         self.f = f
         self.image_id = image_meta['id']
         self.size = image_meta.get('size') or 0
-        self.algo, self.digest = expected_digest(image_meta)
-        if not hash_data:
-            self.algo = self.digest = None
+        self.algo, self.digest = (expected_digest(image_meta) if hash_data
+                                  else (None, None))
         self.hash = hashlib.new(self.algo) if self.algo else None
         self.written = 0
         self.progress = progress.Progress(self.image_id, 'download',

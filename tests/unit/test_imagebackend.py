@@ -375,6 +375,11 @@ class SpawnPathTestCase(CloneFixtures):
             'fastclone_backend.cluster.SharedRBDDriver.exists',
             autospec=True, return_value=False)).mock
 
+    def _snapshot_holds_qcow2(self):
+        """The Glance snapshot's head is a qcow2 header (v3)."""
+        self.snap.read.side_effect = lambda offset, length: (
+            b'QFI\xfb\x00\x00\x00\x03' + b'\0' * (length - 8))
+
     def _cache(self, fetch_func=clone_fallback_to_fetch, size=2 * units.Gi,
                meta=None):
         self.show.return_value = meta or _meta(GOOD)
@@ -405,8 +410,7 @@ class SpawnPathTestCase(CloneFixtures):
         self.show.assert_not_called()
 
     def test_raw_declared_qcow2_refused_once(self):
-        self.snap.read.side_effect = lambda offset, length: (
-            b'QFI\xfb\x00\x00\x00\x03' + b'\0' * (length - 8))
+        self._snapshot_holds_qcow2()
         exc = self.assertRaises(exception.ImageUnacceptable, self._cache)
         msg = str(exc)
         self.assertIn(IMAGE_ID, msg)
@@ -422,8 +426,7 @@ class SpawnPathTestCase(CloneFixtures):
         ensure = self.useFixture(fixtures.MockPatch(
             'fastclone_backend.populate.Populator.ensure',
             autospec=True)).mock
-        self.snap.read.side_effect = lambda offset, length: (
-            b'QFI\xfb\x00\x00\x00\x03' + b'\0' * (length - 8))
+        self._snapshot_holds_qcow2()
         self.assertRaises(exception.ImageUnacceptable, self._cache)
         ensure.assert_not_called()
 
