@@ -19,6 +19,8 @@ pointed at one :class:`ClusterHandle` per (ceph.conf, user): every
 ``RBDDriver`` method keeps working unchanged, only without the reconnects.
 """
 
+import contextlib
+import errno
 import json
 import os
 import threading
@@ -26,6 +28,8 @@ import threading
 from oslo_log import log as logging
 
 from nova.storage import rbd_utils
+
+from fastclone_backend import exception as fc_exception
 
 LOG = logging.getLogger(__name__)
 
@@ -37,16 +41,20 @@ class ClusterHandle:
     the mocks of Nova-style unit tests apply here too.
     """
 
-    def __init__(self, conffile: str, rados_id: str, timeout: int):
+    def __init__(self, conffile: str, rados_id: str, timeout: int,
+                 op_timeout: int = 0):
         self.conffile = conffile
         self.rados_id = rados_id
         self.timeout = timeout
+        self.op_timeout = op_timeout
         self._lock = threading.Lock()
         self._client = None
 
     def _connect(self):
         client = rbd_utils.rados.Rados(rados_id=self.rados_id,
                                        conffile=self.conffile)
+        for name, value in op_timeout_conf(self.op_timeout).items():
+            client.conf_set(name, value)
         try:
             client.connect(timeout=self.timeout)
         except rbd_utils.rados.Error:
@@ -112,18 +120,56 @@ def clone_format_for(setting: str, min_compat_client: str) -> int:
     return 2
 
 
+def timed_out(error: BaseException) -> bool:
+    """Did librados or librbd give up waiting for the cluster?"""
+    timeouts = tuple(cls for cls in (getattr(rbd_utils.rados, 'TimedOut', 0),
+                                     getattr(rbd_utils.rbd, 'Timeout', 0))
+                     if isinstance(cls, type))   # not when mocked
+    return (isinstance(error, timeouts) or
+            getattr(error, 'errno', None) == errno.ETIMEDOUT)
+
+
+@contextlib.contextmanager
+def answering(image_id: str, doing: str, timeout: int):
+    """Turn a librados/librbd timeout into a CephTimeout naming the image."""
+    try:
+        yield
+    except fc_exception.FastcloneException:
+        raise
+    except Exception as e:
+        if not timed_out(e):
+            raise
+        raise fc_exception.CephTimeout(
+            image=image_id, timeout=timeout, doing=doing,
+            cause='%s: %s' % (type(e).__name__, e)) from e
+
+
+def op_timeout_conf(seconds: int) -> dict:
+    """The librados settings that bound each operation (none for 0)."""
+    if not seconds:
+        return {}
+    return {'rados_osd_op_timeout': str(seconds),
+            'rados_mon_op_timeout': str(seconds)}
+
+
+def op_timeout_args(seconds: int) -> list:
+    """The same settings as ceph command-line arguments (rbd, rados)."""
+    return ['--%s=%s' % item for item in op_timeout_conf(seconds).items()]
+
+
 _HANDLES: dict = {}
 _HANDLES_LOCK = threading.Lock()
 
 
-def handle_for(conffile: str, rados_id: str, timeout: int) -> ClusterHandle:
+def handle_for(conffile: str, rados_id: str, timeout: int,
+               op_timeout: int = 0) -> ClusterHandle:
     """The process's handle for this cluster and user (fork-safe)."""
-    key = (os.getpid(), conffile, rados_id)
+    key = (os.getpid(), conffile, rados_id, op_timeout)
     with _HANDLES_LOCK:
         handle = _HANDLES.get(key)
         if handle is None:
             handle = _HANDLES[key] = ClusterHandle(conffile, rados_id,
-                                                   timeout)
+                                                   timeout, op_timeout)
         return handle
 
 
@@ -137,12 +183,27 @@ def reset_all() -> None:
 
 
 class SharedRBDDriver(rbd_utils.RBDDriver):
-    """Nova's RBDDriver on the process's shared cluster connection."""
+    """Nova's RBDDriver on the process's shared cluster connection.
+
+    Every operation on it is bounded by ``[fastclone] rados_op_timeout``.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        import nova.conf
+
+        from fastclone_backend import conf as fc_conf
+        fc_conf.register_opts(nova.conf.CONF)
+        self.op_timeout = nova.conf.CONF.fastclone.rados_op_timeout
 
     @property
     def handle(self) -> ClusterHandle:
         return handle_for(self.ceph_conf, self.rbd_user,
-                          self.rbd_connect_timeout)
+                          self.rbd_connect_timeout, self.op_timeout)
+
+    def ceph_args(self):
+        """Nova's --id/--conf, and the operation timeout, for rbd/rados."""
+        return super().ceph_args() + op_timeout_args(self.op_timeout)
 
     def _connect_to_rados(self, pool=None):
         return self.handle.open_ioctx(str(pool or self.pool))

@@ -413,12 +413,51 @@ Related options:
 ]
 
 
+ceph_opts = [
+    cfg.IntOpt(
+        'rados_op_timeout',
+        default=0,
+        min=0,
+        help="""
+Seconds any single Ceph operation of fastclone-backend may take before it
+fails (``rados_osd_op_timeout`` and ``rados_mon_op_timeout`` of its cluster
+connection, and of the ``qemu-img convert`` and ``rbd import`` it runs).
+
+Without a timeout, an OSD or monitor that stops answering (a hung disk, a
+network partition, a stalled daemon) blocks the spawn, and the
+nova-compute thread running it, until the cluster answers again, however
+long that takes.  With one, such a spawn fails after about this long with
+an error naming the image and the step (Nova then reschedules the build),
+and the lifecycle pass gives up its turn.  The trade-off: an operation that
+is merely slow (a cluster recovering, a large flatten competing for the
+disks) fails too, where waiting would have succeeded; Ceph's own clients
+(librbd in QEMU) wait for ever by default for that reason.  A value well
+above the cluster's worst normal latency (30 s or more) fails only real
+stalls.
+
+Possible values:
+
+* 0 (default): wait for ever, as librados does by default.
+* A number of seconds; 30 or more is advised.
+
+Related options:
+
+* ``[libvirt] rbd_connect_timeout`` (connecting only)
+* ``[fastclone] cache_wait_timeout`` (waiting for another host's
+  population)
+"""),
+]
+
+
+ALL_OPTS = clone_opts + cache_opts + lifecycle_opts + ceph_opts
+
+
 def register_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_group(fastclone_group)
-    conf.register_opts(clone_opts + cache_opts + lifecycle_opts,
+    conf.register_opts(ALL_OPTS,
                        group=fastclone_group)
 
 
 def list_opts():
     """Options for oslo-config-generator (``oslo.config.opts`` entry point)."""
-    return [(fastclone_group, clone_opts + cache_opts + lifecycle_opts)]
+    return [(fastclone_group, ALL_OPTS)]

@@ -14,6 +14,9 @@
 
 Where Nova expects one of its own (``ImageUnacceptable`` from a backend's
 ``clone``), the backend raises Nova's, with these messages as the reason.
+Every other one reaches Nova's compute manager as it is: a failed build is
+rescheduled, and the message, which names the image first, is what the
+instance fault records (Nova keeps its first 255 characters).
 """
 
 
@@ -23,6 +26,10 @@ class FastcloneException(Exception):
     def __init__(self, **kwargs):
         self.kwargs = kwargs
         super().__init__(self.msg_fmt % kwargs)
+
+    def format_message(self) -> str:
+        """What Nova's instance fault shows (as for NovaException)."""
+        return str(self)
 
 
 class LocationRejected(FastcloneException):
@@ -51,8 +58,46 @@ class CacheError(FastcloneException):
     msg_fmt = 'Image %(image)s: cached base image: %(reason)s'
 
 
-class DownloadInterrupted(FastcloneException):
-    """Not the image's fault: Nova reschedules the build elsewhere."""
+class PopulationFailed(FastcloneException):
+    """A step of the cache population failed, not for the image's fault.
 
+    Nova reschedules the build elsewhere.
+    """
+
+    msg_fmt = ('Image %(image)s: cache population failed at %(stage)s'
+               '%(progress)s: %(cause)s')
+
+    def __init__(self, done=None, expected=None, **kwargs):
+        progress = ('' if done is None else ' after %.0f of %.0f MiB'
+                    % (done, expected or 0))
+        super().__init__(done=done, expected=expected, progress=progress,
+                         **kwargs)
+
+
+class DownloadInterrupted(PopulationFailed):
     msg_fmt = ('Glance download of image %(image)s interrupted after '
                '%(done).0f of %(expected).0f MiB: %(cause)s')
+
+    def __init__(self, **kwargs):
+        super().__init__(stage='download', **kwargs)
+
+
+class CephTimeout(FastcloneException):
+    """Ceph did not answer within [fastclone] rados_op_timeout."""
+
+    msg_fmt = ('Image %(image)s: Ceph did not answer within %(timeout)d s '
+               '([fastclone] rados_op_timeout) while %(doing)s: %(cause)s')
+
+
+class CacheUnavailable(FastcloneException):
+    """The cache path cannot work here now, not for the image's fault.
+
+    A reason of the host or the cluster: see :mod:`fastclone_backend.degrade`.
+    """
+
+    msg_fmt = ('Image %(image)s: the converted-image cache cannot be used: '
+               '%(reason)s; to fix: %(fix)s')
+
+    @property
+    def kind(self) -> str:
+        return self.kwargs['kind']

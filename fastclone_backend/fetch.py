@@ -27,6 +27,7 @@ import sys
 from oslo_concurrency import processutils
 from oslo_log import log as logging
 
+from fastclone_backend import degrade
 from fastclone_backend import exception as fc_exception
 from fastclone_backend import progress
 
@@ -109,12 +110,40 @@ def free_bytes(path: str) -> int:
     return st.f_bavail * st.f_frsize
 
 
+def workdir_full(image_id: str, path: str, reason: str):
+    return fc_exception.CacheUnavailable(
+        image=image_id, kind=degrade.WORKDIR_FULL,
+        reason='the work directory %s is full: %s' % (path, reason),
+        fix='free space there, or point [fastclone] work_dir at a larger '
+            'filesystem')
+
+
 def check_room(path: str, needed: int, image_id: str) -> None:
     have = free_bytes(path)
     if have < needed:
-        raise fc_exception.ImageRejected(
-            image=image_id, reason='not enough free space in %s: %d bytes '
-                                   'needed, %d free' % (path, needed, have))
+        raise workdir_full(image_id, path, '%d MiB needed, %d MiB free'
+                           % (needed >> 20, have >> 20))
+
+
+# what a failed qemu-img or rbd says, in the words librados and libc use
+TIMEOUT_WORDS = ('Connection timed out', 'ETIMEDOUT', '(110)')
+QUOTA_WORDS = ('Disk quota exceeded', 'EDQUOT', '(122)', 'No space left')
+LIMIT_WORDS = ('Cannot allocate memory', 'Failed to allocate', 'ENOMEM',
+               'std::bad_alloc', 'out of memory')
+# killed by prlimit: SIGKILL/SIGXCPU (CPU time), SIGSEGV/SIGABRT (address
+# space), as subprocess reports them (negative)
+LIMIT_SIGNALS = (-9, -24, -11, -6)
+
+
+def failure_kind(exit_code, output: str) -> str:
+    """'limits', 'timeout', 'quota' or 'failed': why a tool failed."""
+    if exit_code in LIMIT_SIGNALS or any(w in output for w in LIMIT_WORDS):
+        return 'limits'
+    if any(w in output for w in TIMEOUT_WORDS):
+        return 'timeout'
+    if any(w in output for w in QUOTA_WORDS):
+        return 'quota'
+    return 'failed'
 
 
 def prlimit(cmd: list, address_space: int, cpu_time: int) -> list:
@@ -139,9 +168,13 @@ def _lines(stream):
         yield buf
 
 
-def run_with_progress(cmd: list, prog: progress.Progress) -> None:
+def run_with_progress(cmd: list, prog: progress.Progress,
+                      stop=lambda: False) -> bool:
     """Run cmd, feeding the percentages it prints to prog.
 
+    :param stop: asked at each line of output; when it says True, cmd is
+        killed and False returned.
+    :returns: True once cmd succeeded.
     :raises: processutils.ProcessExecutionError with the tail of its output.
     """
     LOG.debug('running %(cmd)s', {'cmd': ' '.join(cmd)})
@@ -151,6 +184,10 @@ def run_with_progress(cmd: list, prog: progress.Progress) -> None:
                             env=dict(os.environ, LC_ALL='C', LANG='C'))
     with proc.stdout:
         for line in _lines(proc.stdout):
+            if stop():
+                proc.kill()
+                proc.wait()
+                return False
             match = PERCENT.search(line)
             if match and prog.total:
                 prog.update(int(float(match.group(1)) * prog.total / 100))
@@ -161,3 +198,4 @@ def run_with_progress(cmd: list, prog: progress.Progress) -> None:
             stdout='\n'.join(tail), exit_code=proc.returncode,
             cmd=' '.join(cmd))
     prog.finish()
+    return True

@@ -20,6 +20,7 @@ clones only from Glance locations the policy in
 connection (:mod:`fastclone_backend.cluster`).
 """
 
+import os
 import time
 
 from oslo_log import log as logging
@@ -35,7 +36,9 @@ from fastclone_backend import basestore
 from fastclone_backend import cache
 from fastclone_backend import cluster
 from fastclone_backend import conf as fc_conf
+from fastclone_backend import degrade
 from fastclone_backend import exception as fc_exception
+from fastclone_backend import fetch
 from fastclone_backend import glancerecord
 from fastclone_backend import inspect
 from fastclone_backend import location
@@ -61,6 +64,18 @@ class _NotClonable(Exception):
 def is_nova_clone(fetch_func) -> bool:
     """Is this LibvirtDriver's clone_fallback_to_fetch (root/rescue disks)?"""
     return getattr(fetch_func, '__name__', None) == 'clone_fallback_to_fetch'
+
+
+def nova_base_dir() -> str:
+    """Where Nova's own download path keeps images (``_base``)."""
+    return os.path.join(CONF.instances_path,
+                        CONF.image_cache.subdirectory_name)
+
+
+def _existing(path: str) -> str:
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return path
 
 
 def flavor_root_bytes(instance) -> int:
@@ -117,11 +132,12 @@ class FastRbd(imagebackend.Rbd):
                 image_id is None or self.exists()):
             return super().cache(fetch_func, filename, size, *args, **kwargs)
         try:
-            self._make(context, image_id, size or 0, size or 0)
+            with cluster.answering(image_id, 'making disk ' + self.rbd_name,
+                                   self.driver.op_timeout):
+                self._make(context, image_id, size or 0, size or 0)
         except _NotClonable as e:
-            LOG.info('image %(image)s: left to Nova\'s download path '
-                     '([fastclone] cache_enabled = False): %(why)s',
-                     {'image': image_id, 'why': e.reason})
+            LOG.info('image %(image)s: left to Nova\'s download path: '
+                     '%(why)s', {'image': image_id, 'why': e.reason})
             self._stock_reason = e.reason
         except rbd_utils.rbd.ImageExists:
             LOG.info('%(name)s appeared meanwhile; Nova takes it from here',
@@ -149,7 +165,9 @@ class FastRbd(imagebackend.Rbd):
         limit = flavor_root_bytes(self.instance)
         target = size if size is not None else limit
         try:
-            self._make(context, image_href, target, limit, copy_to_store)
+            with cluster.answering(image_href, 'making disk ' + self.rbd_name,
+                                   self.driver.op_timeout):
+                self._make(context, image_href, target, limit, copy_to_store)
         except _NotClonable as e:
             raise exception.ImageUnacceptable(image_id=e.image_id,
                                               reason=e.reason)
@@ -178,7 +196,8 @@ class FastRbd(imagebackend.Rbd):
                 return self._make(context, image_href, target, limit,
                                   copy_to_store=False)
             if not CONF.fastclone.cache_enabled:
-                raise _NotClonable(image_id, self._refusal(reasons))
+                raise _NotClonable(image_id, '[fastclone] cache_enabled = '
+                                   'False, and ' + self._refusal(reasons))
             LOG.debug('image %(image)s: not clonable in place: %(why)s',
                       {'image': image_id, 'why': self._refusal(reasons)})
             return self._clone_from_cache(context, image_meta, target, limit)
@@ -238,10 +257,40 @@ class FastRbd(imagebackend.Rbd):
         except (fc_exception.ImageRejected, fc_exception.CacheError) as e:
             raise exception.ImageUnacceptable(image_id=image_id,
                                               reason=str(e))
+        except fc_exception.CacheUnavailable as e:
+            self._degrade(e, image_meta)
         LOG.info('image %(image)s: cache %(what)s for %(disk)s',
                  {'image': image_id, 'what': 'hit' if hit else 'miss',
                   'disk': self.rbd_name})
         return url, base_size
+
+    def _degrade(self, error, image_meta) -> None:
+        """Nova's download path instead, or the error: decided on purpose.
+
+        :raises: _NotClonable to take Nova's path, else the error.
+        """
+        image_id = image_meta['id']
+        pool = CONF.fastclone.cache_pool or self.driver.pool
+        room = degrade.Room(
+            needed=degrade.stock_needs(image_meta.get('size'),
+                                       image_meta.get('virtual_size')),
+            base_free=fetch.free_bytes(_existing(nova_base_dir())),
+            same_pool=pool == self.driver.pool)
+        fallback = degrade.fall_back(error.kind, room)
+        cache.STATS[degrade.outcome(error.kind, fallback)] += 1
+        if fallback:
+            cache.STATS['fallbacks'] += 1
+            LOG.warning('%(err)s. This spawn takes Nova\'s own download '
+                        'path instead (a full download, conversion and copy '
+                        'of the image on this host)', {'err': error})
+            raise _NotClonable(image_id, str(error))
+        LOG.warning('%(err)s. Nova\'s own download path would fail too '
+                    '(%(need)d MiB needed in %(base)s, %(free)d MiB free): '
+                    'this spawn fails', {'err': error,
+                                         'need': room.needed >> 20,
+                                         'base': nova_base_dir(),
+                                         'free': room.base_free >> 20})
+        raise error
 
     def _policy(self) -> location.Policy:
         return location.Policy(
@@ -308,6 +357,8 @@ class FastRbd(imagebackend.Rbd):
         except rbd_utils.rbd.ImageNotFound:
             raise refuse('snapshot %s does not exist' % loc.spec)
         except (rbd_utils.rbd.Error, rbd_utils.rados.Error) as e:
+            if cluster.timed_out(e):
+                raise   # the cluster, not the location
             raise refuse('cannot open %s: %s' % (loc.spec, e))
         return facts
 
@@ -336,13 +387,33 @@ class FastRbd(imagebackend.Rbd):
 
     def _clone_from(self, loc: location.RbdLocation, image_id) -> None:
         start = time.monotonic()
-        with cache.timed('clone'):
-            self.driver.clone({'url': loc.url}, self.rbd_name)
+        doing = 'cloning %s to %s/%s' % (loc.spec, self.driver.pool,
+                                         self.rbd_name)
+        try:
+            with cache.timed('clone'), cluster.answering(
+                    image_id, doing, self.driver.op_timeout):
+                self.driver.clone({'url': loc.url}, self.rbd_name)
+        except fc_exception.CephTimeout:
+            with excutils.save_and_reraise_exception():
+                self._remove_partial()
         LOG.info('image %(image)s: cloned %(src)s to %(pool)s/%(dst)s in '
                  '%(ms).1f ms', {'image': image_id, 'src': loc.spec,
                                  'pool': self.driver.pool,
                                  'dst': self.rbd_name,
                                  'ms': (time.monotonic() - start) * 1000})
+
+    def _remove_partial(self) -> None:
+        """Remove what a failed clone may have made, if Ceph answers.
+
+        Nova's cleanup of the failed build removes it otherwise (its disks
+        start with the instance uuid).
+        """
+        try:
+            self.driver.remove_image(self.rbd_name)
+        except Exception as e:
+            LOG.warning('could not remove %(name)s after the failed clone '
+                        '(%(err)s); Nova\'s cleanup of the failed build '
+                        'removes it', {'name': self.rbd_name, 'err': e})
 
     def _grow(self, size: int, current: int) -> int:
         """Resize the new clone up to size; remove it if that fails."""

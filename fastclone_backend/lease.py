@@ -21,6 +21,7 @@ import contextlib
 import os
 import socket
 import threading
+import time
 import uuid
 
 from oslo_log import log as logging
@@ -33,20 +34,28 @@ LOCK_FLAG_RENEW = 1
 class Lease:
     """An exclusive RADOS lock that expires unless renewed.
 
-    While held, a daemon thread renews it every third of its duration.
+    While held, a daemon thread renews it every third of its duration.  A
+    renewal the cluster refuses (the lock expired, or another took it)
+    loses the lease at once; one that fails otherwise (a timeout) is tried
+    again until the lease would have run out.  Whoever does the work under
+    it checks :attr:`lost` between steps, and :meth:`confirm` before
+    publishing the result.
     """
 
     def __init__(self, ioctx, obj: str, seconds: int, rados_mod,
-                 name: str, desc: str = 'fastclone-backend cache population'):
+                 name: str, desc: str = 'fastclone-backend cache population',
+                 clock=time.monotonic):
         self.ioctx = ioctx
         self.obj = obj
         self.seconds = seconds
         self.rados = rados_mod
         self.name = name
         self.desc = desc
+        self.clock = clock
         self.cookie = '%s:%d:%s' % (socket.gethostname(), os.getpid(),
                                     uuid.uuid4().hex[:8])
         self.lost = False
+        self.renewed_at = None
         self._stop = threading.Event()
         self._thread = None
 
@@ -60,18 +69,38 @@ class Lease:
             self._lock()
         except self.rados.ObjectBusy:
             return False
+        self.renewed_at = self.clock()
         self._thread = threading.Thread(target=self._heartbeat, daemon=True)
         self._thread.start()
         return True
 
-    def _heartbeat(self):
-        while not self._stop.wait(self.seconds / 3.0):
-            try:
-                self._lock(flags=LOCK_FLAG_RENEW)
-            except self.rados.Error as e:
+    def renew(self) -> bool:
+        """Renew once; False (and lost) once the lease cannot be kept."""
+        start = self.clock()
+        try:
+            self._lock(flags=LOCK_FLAG_RENEW)
+        except self.rados.Error as e:
+            refused = isinstance(e, (self.rados.ObjectBusy,
+                                     self.rados.ObjectNotFound))
+            if refused or start - self.renewed_at >= self.seconds:
                 LOG.error('lost lock %(obj)s: %(err)s',
                           {'obj': self.obj, 'err': e})
                 self.lost = True
+                return False
+            LOG.warning('could not renew lock %(obj)s (%(err)s); trying '
+                        'again', {'obj': self.obj, 'err': e})
+            return True
+        self.renewed_at = start
+        return True
+
+    def confirm(self) -> None:
+        """Renew now; raise LeaseLost unless the lease is still ours."""
+        if self.lost or not self.renew() or self.lost:
+            raise LeaseLost('lost the lock %s' % self.obj)
+
+    def _heartbeat(self):
+        while not self._stop.wait(self.seconds / 3.0):
+            if not self.renew():
                 return
 
     def release(self) -> None:
@@ -83,6 +112,10 @@ class Lease:
         except self.rados.Error as e:  # expired and taken: not ours
             LOG.warning('lock %(obj)s was not ours any more: %(err)s',
                         {'obj': self.obj, 'err': e})
+
+
+class LeaseLost(Exception):
+    """The lease ran out or was taken: the work under it must stop."""
 
 
 @contextlib.contextmanager

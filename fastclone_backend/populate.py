@@ -21,6 +21,8 @@ fingerprint, snapshotted, then renamed to its base name
 (:meth:`BaseStore.publish`): no reader ever sees a partial base.
 """
 
+import contextlib
+import errno
 import os
 import time
 import uuid
@@ -37,10 +39,13 @@ from nova.virt.libvirt import imagebackend as nova_imagebackend
 
 from fastclone_backend import basestore
 from fastclone_backend import cache
+from fastclone_backend import cluster
+from fastclone_backend import degrade
 from fastclone_backend import exception as fc_exception
 from fastclone_backend import fetch
 from fastclone_backend import inspect
 from fastclone_backend import lease
+from fastclone_backend import poolspace
 from fastclone_backend import progress
 from fastclone_backend import workdir
 
@@ -56,6 +61,14 @@ class Populator:
     def __init__(self, driver):
         self.driver = driver
         self.store = basestore.BaseStore(driver)
+        self.held = None   # the population lease, while populating
+
+    def _lease_lost(self) -> bool:
+        return self.held is not None and self.held.lost
+
+    def _still_held(self) -> None:
+        if self._lease_lost():
+            raise lease.LeaseLost('population lock lost')
 
     def ensure(self, context, image_meta: dict, max_virtual_size: int):
         """Return (rbd:// URL of the base snapshot, its size, hit?).
@@ -75,9 +88,15 @@ class Populator:
                     CONF.fastclone.cache_lock_lease, rbd_utils.rados,
                     name=cache.LOCK_NAME) as held:
                 if held is not None:
-                    size = self._populate_locked(context, image_meta,
-                                                 max_virtual_size, held)
-                    return self.store.url(image_id), size, False
+                    try:
+                        size = self._populate_locked(context, image_meta,
+                                                     max_virtual_size, held)
+                        return self.store.url(image_id), size, False
+                    except lease.LeaseLost:   # another host took over
+                        LOG.warning('image %(image)s: population stopped: '
+                                    'its lock ran out; waiting for the '
+                                    'host that took it over',
+                                    {'image': image_id})
             if time.monotonic() > deadline:
                 raise fc_exception.CacheError(
                     image=image_id, reason='gave up after %ds waiting for '
@@ -97,12 +116,11 @@ class Populator:
         LOG.info('image %(image)s: cache miss, populating %(pool)s/%(name)s',
                  {'image': image_id, 'pool': self.store.pool,
                   'name': cache.base_name(image_id)})
+        self.held = held
         try:
             self._fill(context, image_meta, max_virtual_size, tmp, token)
-            if held.lost:
-                raise fc_exception.CacheError(
-                    image=image_id, reason='lost the population lock')
-            with cache.timed('publish'):
+            held.confirm()
+            with cache.timed('publish'), stage(image_id, 'publish'):
                 size = self.store.publish(tmp, image_meta)
         except Exception:
             with excutils.save_and_reraise_exception():
@@ -145,17 +163,32 @@ class Populator:
             download = files.file('download')
             with cache.timed('download'):
                 self._download(context, image_meta, download)
-            with cache.timed('inspect'):
+            self._still_held()
+            with cache.timed('inspect'), stage(image_id, 'inspect'):
                 found = inspect.inspect_image(
                     download, image_id, image_meta.get('disk_format'),
                     max_virtual_size=max_virtual_size or None,
                     vmdk_allowed_types=CONF.compute.vmdk_allowed_types)
+            with stage(image_id, 'import' if found.qemu_format == 'raw'
+                       else 'convert'):
+                self._check_pool(image_id, found.virtual_size)
+            self._still_held()
             if found.qemu_format == 'raw':
                 with cache.timed('import'):
                     self._import(download, tmp, image_id)
             else:
                 with cache.timed('convert'):
                     self._convert(download, found, tmp, image_id, files)
+
+    def _check_pool(self, image_id: str, needed: int) -> None:
+        """Refuse to start writing a base that the pool's quota stops."""
+        with rbd_utils.RADOSClient(self.driver, self.store.pool) as client:
+            quota = poolspace.quota(client.cluster, self.store.pool)
+        why = poolspace.lacks_room(quota, needed)
+        if why:
+            raise fc_exception.CacheUnavailable(
+                image=image_id, kind=degrade.POOL_FULL, reason=why,
+                fix=poolspace.fix(self.store.pool))
 
     def _download(self, context, image_meta, path):
         image_id = image_meta['id']
@@ -179,11 +212,17 @@ class Populator:
                         'not match the hash it recorded: %s' % e)
                 if isinstance(e, nova_exception.NovaException):
                     raise   # Nova's own (not found, not authorized, ...)
+                if _no_space(e):
+                    raise fetch.workdir_full(
+                        image_id, os.path.dirname(path),
+                        'it filled up after %d MiB of the download'
+                        % (writer.written >> 20)) from e
                 raise fc_exception.DownloadInterrupted(
                     image=image_id, done=writer.written / units.Mi,
                     expected=(image_meta.get('size') or 0) / units.Mi,
                     cause='%s: %s' % (type(e).__name__, e)) from e
-        writer.verify()
+        with stage(image_id, 'verify'):
+            writer.verify()
 
     def _limits(self, cmd):
         return fetch.prlimit(cmd, CONF.fastclone.convert_address_space_mib *
@@ -195,6 +234,8 @@ class Populator:
             target += ':id=' + self.driver.rbd_user
         if self.driver.ceph_conf:
             target += ':conf=' + self.driver.ceph_conf
+        for item in cluster.op_timeout_conf(self.driver.op_timeout).items():
+            target += ':%s=%s' % item   # qemu's rbd driver passes them on
         return target
 
     def _import(self, path, name, image_id):
@@ -225,8 +266,64 @@ class Populator:
 
     def _run(self, cmd, prog):
         try:
-            fetch.run_with_progress(self._limits(cmd), prog)
+            if not fetch.run_with_progress(self._limits(cmd), prog,
+                                           stop=self._lease_lost):
+                raise lease.LeaseLost('population lock lost during %s'
+                                      % prog.step)
         except processutils.ProcessExecutionError as e:
-            raise fc_exception.ImageRejected(
-                image=prog.image_id, reason='%s failed (exit %s): %s' % (
-                    prog.step, e.exit_code, (e.stdout or '')[-500:]))
+            raise self._tool_failed(prog, e.exit_code, e.stdout or '')
+
+    def _tool_failed(self, prog, exit_code, output: str) -> Exception:
+        """The error for a failed qemu-img convert or rbd import."""
+        image_id, step = prog.image_id, prog.step
+        kind = fetch.failure_kind(exit_code, output)
+        tail = output[-500:]
+        if kind == 'limits':
+            return fc_exception.ImageRejected(
+                image=image_id, reason='%s exceeded its limits (exit %s: '
+                'address space %d MiB, CPU %d s; [fastclone] '
+                'convert_address_space_mib, convert_cpu_seconds): %s' % (
+                    step, exit_code, CONF.fastclone.convert_address_space_mib,
+                    CONF.fastclone.convert_cpu_seconds, tail))
+        if kind == 'timeout':
+            return fc_exception.CephTimeout(
+                image=image_id, timeout=self.driver.op_timeout,
+                doing='writing %s into pool %s (%d of %d MiB done)' % (
+                    step, self.store.pool, prog.done >> 20,
+                    prog.total >> 20), cause=tail)
+        if kind == 'quota':
+            return fc_exception.CacheUnavailable(
+                image=image_id, kind=degrade.POOL_FULL,
+                reason='%s failed: %s' % (step, tail),
+                fix=poolspace.fix(self.store.pool))
+        return fc_exception.ImageRejected(
+            image=image_id, reason='%s failed (exit %s) after %d of %d MiB: '
+            '%s' % (step, exit_code, prog.done >> 20, prog.total >> 20,
+                    tail))
+
+
+def _no_space(error: BaseException) -> bool:
+    while error is not None:
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+@contextlib.contextmanager
+def stage(image_id: str, name: str):
+    """Say which image and step an unexpected Ceph or OS error stopped.
+
+    fastclone's and Nova's own errors pass unchanged: they say it already.
+    """
+    try:
+        with cluster.answering(image_id, name,
+                               CONF.fastclone.rados_op_timeout):
+            yield
+    except (fc_exception.FastcloneException, nova_exception.NovaException,
+            lease.LeaseLost):
+        raise
+    except Exception as e:
+        raise fc_exception.PopulationFailed(
+            image=image_id, stage=name,
+            cause='%s: %s' % (type(e).__name__, e)) from e

@@ -20,8 +20,16 @@ class RadosObjectBusy(RadosError):
     pass
 
 
+class RadosTimedOut(RadosError):
+    errno = 110
+
+
 class RbdError(Exception):
     pass
+
+
+class RbdTimeout(RbdError):
+    errno = 110
 
 
 class RbdImageNotFound(RbdError):
@@ -52,6 +60,7 @@ class CephModules(fixtures.Fixture):
         self.rados.Error = RadosError
         self.rados.ObjectNotFound = RadosObjectNotFound
         self.rados.ObjectBusy = RadosObjectBusy
+        self.rados.TimedOut = RadosTimedOut
         self.rados.ReadOpCtx = mock.MagicMock(name='ReadOpCtx')
         self.rados.WriteOpCtx = mock.MagicMock(name='WriteOpCtx')
         # an empty omap wherever one is read
@@ -64,6 +73,7 @@ class CephModules(fixtures.Fixture):
         self.rbd.PermissionError = RbdPermissionError
         self.rbd.ImageBusy = RbdImageBusy
         self.rbd.ImageHasSnapshots = RbdImageHasSnapshots
+        self.rbd.Timeout = RbdTimeout
         self.useFixture(fixtures.MonkeyPatch(
             'nova.storage.rbd_utils.rados', self.rados))
         self.useFixture(fixtures.MonkeyPatch(

@@ -173,9 +173,14 @@ def test_md5_checksum_used_without_os_hash():
 def test_check_room():
     with mock.patch.object(fetch, 'free_bytes', return_value=100):
         fetch.check_room('/w', 100, IMAGE_ID)
-        with pytest.raises(exception.ImageRejected) as err:
-            fetch.check_room('/w', 101, IMAGE_ID)
-    assert 'not enough free space in /w' in err.value.reason
+        with pytest.raises(exception.CacheUnavailable) as err:
+            fetch.check_room('/w', 101 << 20, IMAGE_ID)
+    assert err.value.kind == 'workdir_full'
+    assert str(err.value) == (
+        'Image %s: the converted-image cache cannot be used: the work '
+        'directory /w is full: 101 MiB needed, 0 MiB free; to fix: free '
+        'space there, or point [fastclone] work_dir at a larger filesystem'
+        % IMAGE_ID)
 
 
 def test_prlimit_wraps_the_command():

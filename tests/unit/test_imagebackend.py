@@ -363,8 +363,8 @@ def clone_fallback_to_fetch(context, target, image_id, trusted_certs=None):
     raise AssertionError('Nova\'s fallback must not run')
 
 
-class SpawnPathTestCase(CloneFixtures):
-    """FastRbd.cache(): the root disk is made before Nova's image lock."""
+class SpawnFixtures(CloneFixtures):
+    """FastRbd.cache() as LibvirtDriver calls it, Nova's own path mocked."""
 
     def setUp(self):
         super().setUp()
@@ -386,6 +386,10 @@ class SpawnPathTestCase(CloneFixtures):
         self.disk.cache(fetch_func=fetch_func, context=mock.sentinel.ctx,
                         filename='fname', image_id=IMAGE_ID, size=size,
                         trusted_certs=None)
+
+
+class SpawnPathTestCase(SpawnFixtures):
+    """FastRbd.cache(): the root disk is made before Nova's image lock."""
 
     def test_clones_without_nova_or_its_lock(self):
         self._cache()

@@ -35,7 +35,8 @@ class _Ioctx:
 
 
 def _rados():
-    return mock.Mock(Error=fakes.RadosError, ObjectBusy=fakes.RadosObjectBusy)
+    return mock.Mock(Error=fakes.RadosError, ObjectBusy=fakes.RadosObjectBusy,
+                     ObjectNotFound=fakes.RadosObjectNotFound)
 
 
 def test_lease_excludes_others_and_renews():
@@ -65,11 +66,12 @@ def test_name_and_description_are_passed_to_rados():
     assert ioctx.holder is None
 
 
-def test_failed_renewal_marks_the_lease_lost():
+def test_refused_renewal_marks_the_lease_lost():
     ioctx = _Ioctx()
     lease = fc_lease.Lease(ioctx, OBJ, 3, _rados(), name='populate')
     assert lease.acquire()
-    ioctx.lock_exclusive = mock.Mock(side_effect=fakes.RadosError('gone'))
+    ioctx.lock_exclusive = mock.Mock(
+        side_effect=fakes.RadosObjectBusy('taken'))
     for _ in range(50):
         if lease.lost:
             break
@@ -80,6 +82,61 @@ def test_failed_renewal_marks_the_lease_lost():
         lease.release()             # only warns: the lock is not ours
     assert warning.call_count == 1
     assert ioctx.holder == 'another-host'
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_a_timed_out_renewal_is_retried_until_the_lease_runs_out():
+    ioctx = _Ioctx()
+    clock = _Clock()
+    lease = fc_lease.Lease(ioctx, OBJ, 10, _rados(), name='populate',
+                           clock=clock)
+    assert lease.acquire()
+    lease._stop.set()   # renewals by hand only
+    ioctx.lock_exclusive = mock.Mock(
+        side_effect=fakes.RadosTimedOut('timed out'))
+    clock.now += 9
+    assert lease.renew() and not lease.lost   # the lock still lasts 1 s
+    clock.now += 1
+    assert not lease.renew() and lease.lost
+    with pytest.raises(fc_lease.LeaseLost):
+        lease.confirm()
+    ioctx.lock_exclusive.side_effect = None
+    lease.release()
+
+
+def test_a_successful_renewal_restarts_the_count():
+    ioctx = _Ioctx()
+    clock = _Clock()
+    lease = fc_lease.Lease(ioctx, OBJ, 10, _rados(), name='populate',
+                           clock=clock)
+    assert lease.acquire()
+    lease._stop.set()
+    clock.now += 9
+    lease.confirm()                      # renewed at 109
+    ioctx.lock_exclusive = mock.Mock(
+        side_effect=fakes.RadosTimedOut('timed out'))
+    clock.now += 9                       # 118: 9 s since that renewal
+    assert lease.renew() and not lease.lost
+    lease.release()
+
+
+def test_confirm_raises_when_the_lock_was_taken():
+    ioctx = _Ioctx()
+    lease = fc_lease.Lease(ioctx, OBJ, 10, _rados(), name='populate')
+    assert lease.acquire()
+    lease._stop.set()
+    ioctx.lock_exclusive = mock.Mock(
+        side_effect=fakes.RadosObjectNotFound('expired'))
+    with pytest.raises(fc_lease.LeaseLost):
+        lease.confirm()
+    assert lease.lost
 
 
 # ------------------------------------------------------------- hold

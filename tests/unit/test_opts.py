@@ -24,7 +24,7 @@ EXPECTED = {'clone_allowed_pools', 'clone_require_image_id_match',
             'convert_direct_to_rbd', 'convert_address_space_mib',
             'convert_cpu_seconds', 'progress_interval',
             'flatten_retired_clones', 'flatten_clones_older_than',
-            'clone_max_depth', 'flatten_max_in_flight'}
+            'clone_max_depth', 'flatten_max_in_flight', 'rados_op_timeout'}
 
 
 def _entry_point(name):

@@ -118,9 +118,10 @@ class PopulationFailureTestCase(base.TestCase):
     def test_no_room_refused_before_download(self):
         with mock.patch('fastclone_backend.fetch.free_bytes',
                         return_value=10):
-            exc = self.assertRaises(fc_exception.ImageRejected,
+            exc = self.assertRaises(fc_exception.CacheUnavailable,
                                     self.populator.ensure, 'ctx', self.meta, 0)
-        self.assertIn('not enough free space', exc.reason)
+        self.assertEqual('workdir_full', exc.kind)
+        self.assertIn('is full: 64 MiB needed, 0 MiB free', str(exc))
         self.download.assert_not_called()
         self._assert_nothing_left()
 
