@@ -53,7 +53,8 @@ class ClusterHandle:
     def _connect(self):
         client = rbd_utils.rados.Rados(rados_id=self.rados_id,
                                        conffile=self.conffile)
-        for name, value in op_timeout_conf(self.op_timeout).items():
+        for name, value in connection_conf(self.timeout,
+                                           self.op_timeout).items():
             client.conf_set(name, value)
         try:
             client.connect(timeout=self.timeout)
@@ -144,17 +145,25 @@ def answering(image_id: str, doing: str, timeout: int):
             cause='%s: %s' % (type(e).__name__, e)) from e
 
 
+def connection_conf(connect_timeout: int, op_timeout: int) -> dict:
+    """librados settings of our connection.
+
+    ``Rados.connect(timeout=...)``, which Nova's ``rbd_connect_timeout``
+    goes to, is ignored by librados: ``client_mount_timeout`` is what
+    bounds connecting to the monitors.
+    """
+    conf = op_timeout_conf(op_timeout)
+    if connect_timeout:
+        conf['client_mount_timeout'] = str(connect_timeout)
+    return conf
+
+
 def op_timeout_conf(seconds: int) -> dict:
     """The librados settings that bound each operation (none for 0)."""
     if not seconds:
         return {}
     return {'rados_osd_op_timeout': str(seconds),
             'rados_mon_op_timeout': str(seconds)}
-
-
-def op_timeout_args(seconds: int) -> list:
-    """The same settings as ceph command-line arguments (rbd, rados)."""
-    return ['--%s=%s' % item for item in op_timeout_conf(seconds).items()]
 
 
 _HANDLES: dict = {}
@@ -200,10 +209,6 @@ class SharedRBDDriver(rbd_utils.RBDDriver):
     def handle(self) -> ClusterHandle:
         return handle_for(self.ceph_conf, self.rbd_user,
                           self.rbd_connect_timeout, self.op_timeout)
-
-    def ceph_args(self):
-        """Nova's --id/--conf, and the operation timeout, for rbd/rados."""
-        return super().ceph_args() + op_timeout_args(self.op_timeout)
 
     def _connect_to_rados(self, pool=None):
         return self.handle.open_ioctx(str(pool or self.pool))

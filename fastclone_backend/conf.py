@@ -140,14 +140,23 @@ Related options:
 """),
     cfg.IntOpt(
         'cache_lock_lease',
-        default=60,
+        default=10,
         min=5,
         help="""
-Seconds a population lock lasts unless renewed.
+Seconds a population lock (and the lifecycle pass's lock) lasts unless its
+holder renews it.
 
 The host that converts an image renews its lock every third of this
-period; if it crashes, other hosts may take over after at most this long
-(RADOS may take up to about twice as long to expire it).
+period.  If that host dies (kill -9, power loss), a spawn waiting on
+another host finds its client dead (its liveness watch no longer answers)
+and takes the population over within seconds; failing that, once the lock
+ran out: two thirds of this period to all of it after the death (Ceph may
+take a few seconds more).  The holder stops populating (and kills its
+``qemu-img``) as soon as a renewal is refused, or when none got through
+for this long (a cluster that does not answer), so two hosts never publish
+a base at once.  Shorter: faster takeover; a
+holder whose renewals the cluster delays for longer loses its population
+and a waiting host starts it again.
 
 Possible values:
 
@@ -155,7 +164,8 @@ Possible values:
 
 Related options:
 
-* ``[fastclone] cache_wait_timeout``
+* ``[fastclone] cache_wait_timeout``, ``cache_poll_interval``
+* ``[fastclone] rados_op_timeout``
 """),
     cfg.IntOpt(
         'cache_wait_timeout',
@@ -421,7 +431,7 @@ ceph_opts = [
         help="""
 Seconds any single Ceph operation of fastclone-backend may take before it
 fails (``rados_osd_op_timeout`` and ``rados_mon_op_timeout`` of its cluster
-connection, and of the ``qemu-img convert`` and ``rbd import`` it runs).
+connection, and of the ``qemu-img convert`` it runs).
 
 Without a timeout, an OSD or monitor that stops answering (a hung disk, a
 network partition, a stalled daemon) blocks the spawn, and the
@@ -437,12 +447,19 @@ stalls.
 
 Possible values:
 
+With ``[fastclone] convert_direct_to_rbd = False``, the ``rbd import`` of
+the converted file stays unbounded: ``rbd import`` with an operation
+timeout reports success over the writes that timed out.
+
+Possible values:
+
 * 0 (default): wait for ever, as librados does by default.
 * A number of seconds; 30 or more is advised.
 
 Related options:
 
-* ``[libvirt] rbd_connect_timeout`` (connecting only)
+* ``[libvirt] rbd_connect_timeout`` (connecting only; fastclone-backend
+  applies it as librados's ``client_mount_timeout``)
 * ``[fastclone] cache_wait_timeout`` (waiting for another host's
   population)
 """),

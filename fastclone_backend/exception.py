@@ -86,7 +86,10 @@ class CephTimeout(FastcloneException):
     """Ceph did not answer within [fastclone] rados_op_timeout."""
 
     msg_fmt = ('Image %(image)s: Ceph did not answer within %(timeout)d s '
-               '([fastclone] rados_op_timeout) while %(doing)s: %(cause)s')
+               '(%(option)s) while %(doing)s: %(cause)s')
+
+    def __init__(self, option='[fastclone] rados_op_timeout', **kwargs):
+        super().__init__(option=option, **kwargs)
 
 
 class CacheUnavailable(FastcloneException):

@@ -129,7 +129,7 @@ def check_room(path: str, needed: int, image_id: str) -> None:
 TIMEOUT_WORDS = ('Connection timed out', 'ETIMEDOUT', '(110)')
 QUOTA_WORDS = ('Disk quota exceeded', 'EDQUOT', '(122)', 'No space left')
 LIMIT_WORDS = ('Cannot allocate memory', 'Failed to allocate', 'ENOMEM',
-               'std::bad_alloc', 'out of memory')
+               'std::bad_alloc', 'out of memory', 'qemu_thread_create')
 # killed by prlimit: SIGKILL/SIGXCPU (CPU time), SIGSEGV/SIGABRT (address
 # space), as subprocess reports them (negative)
 LIMIT_SIGNALS = (-9, -24, -11, -6)

@@ -129,11 +129,10 @@ class FastRbd(imagebackend.Rbd):
         """
         context, image_id = kwargs.get('context'), kwargs.get('image_id')
         if (not is_nova_clone(fetch_func) or context is None or
-                image_id is None or self.exists()):
+                image_id is None or self._exists(image_id)):
             return super().cache(fetch_func, filename, size, *args, **kwargs)
         try:
-            with cluster.answering(image_id, 'making disk ' + self.rbd_name,
-                                   self.driver.op_timeout):
+            with self._answering(image_id):
                 self._make(context, image_id, size or 0, size or 0)
         except _NotClonable as e:
             LOG.info('image %(image)s: left to Nova\'s download path: '
@@ -145,6 +144,14 @@ class FastRbd(imagebackend.Rbd):
         else:
             return
         return super().cache(fetch_func, filename, size, *args, **kwargs)
+
+    def _answering(self, image_id):
+        return cluster.answering(image_id, 'making disk %s/%s' % (
+            self.driver.pool, self.rbd_name), self.driver.op_timeout)
+
+    def _exists(self, image_id) -> bool:
+        with self._answering(image_id):
+            return self.exists()
 
     def clone(self, context, image_id_or_uri, copy_to_store=True):
         if self._stock_reason is not None:   # known already: no Glance call
@@ -165,8 +172,7 @@ class FastRbd(imagebackend.Rbd):
         limit = flavor_root_bytes(self.instance)
         target = size if size is not None else limit
         try:
-            with cluster.answering(image_href, 'making disk ' + self.rbd_name,
-                                   self.driver.op_timeout):
+            with self._answering(image_href):
                 self._make(context, image_href, target, limit, copy_to_store)
         except _NotClonable as e:
             raise exception.ImageUnacceptable(image_id=e.image_id,

@@ -12,6 +12,9 @@
 
 """A RADOS lock with a lease: held while its holder lives, renewed by it.
 
+A waiter that finds the holder's client dead (:mod:`liveness`) takes the
+lock over at once, without waiting for the lease to run out.
+
 The population of a cached base and the cluster-wide lifecycle pass each
 run under one, so that exactly one process on any host does that work; a
 holder that dies stops renewing and its lease runs out.
@@ -25,6 +28,8 @@ import time
 import uuid
 
 from oslo_log import log as logging
+
+from fastclone_backend import liveness
 
 LOG = logging.getLogger(__name__)
 
@@ -44,7 +49,7 @@ class Lease:
 
     def __init__(self, ioctx, obj: str, seconds: int, rados_mod,
                  name: str, desc: str = 'fastclone-backend cache population',
-                 clock=time.monotonic):
+                 clock=time.monotonic, gid: int = 0):
         self.ioctx = ioctx
         self.obj = obj
         self.seconds = seconds
@@ -55,9 +60,14 @@ class Lease:
         self.cookie = '%s:%d:%s' % (socket.gethostname(), os.getpid(),
                                     uuid.uuid4().hex[:8])
         self.lost = False
+        self.unanswered = False   # lost because the cluster did not answer
         self.renewed_at = None
         self._stop = threading.Event()
         self._thread = None
+        # gid: this client's id; a holder with one keeps a liveness watch,
+        # and a waiter with one breaks the lock of a holder found dead
+        self.gid = gid
+        self._beacon = None
 
     def _lock(self, flags=0):
         self.ioctx.lock_exclusive(self.obj, self.name, self.cookie,
@@ -68,8 +78,18 @@ class Lease:
         try:
             self._lock()
         except self.rados.ObjectBusy:
-            return False
+            if not (self.gid and liveness.take_over_if_dead(
+                    self.ioctx, self.obj, self.name, self.rados)):
+                return False
+            try:
+                self._lock()
+            except self.rados.ObjectBusy:   # another waiter was faster
+                return False
         self.renewed_at = self.clock()
+        if self.gid:
+            self._beacon = liveness.Beacon(self.ioctx, self.obj, self.cookie,
+                                           self.gid)
+            self._beacon.start()
         self._thread = threading.Thread(target=self._heartbeat, daemon=True)
         self._thread.start()
         return True
@@ -85,6 +105,7 @@ class Lease:
             if refused or start - self.renewed_at >= self.seconds:
                 LOG.error('lost lock %(obj)s: %(err)s',
                           {'obj': self.obj, 'err': e})
+                self.unanswered = not refused
                 self.lost = True
                 return False
             LOG.warning('could not renew lock %(obj)s (%(err)s); trying '
@@ -93,10 +114,10 @@ class Lease:
         self.renewed_at = start
         return True
 
-    def confirm(self) -> None:
+    def confirm(self, step: str = 'the work') -> None:
         """Renew now; raise LeaseLost unless the lease is still ours."""
         if self.lost or not self.renew() or self.lost:
-            raise LeaseLost('lost the lock %s' % self.obj)
+            raise LeaseLost(self, step)
 
     def _heartbeat(self):
         while not self._stop.wait(self.seconds / 3.0):
@@ -112,10 +133,17 @@ class Lease:
         except self.rados.Error as e:  # expired and taken: not ours
             LOG.warning('lock %(obj)s was not ours any more: %(err)s',
                         {'obj': self.obj, 'err': e})
+        if self._beacon is not None:
+            self._beacon.stop()
 
 
 class LeaseLost(Exception):
     """The lease ran out or was taken: the work under it must stop."""
+
+    def __init__(self, lease: Lease, step: str):
+        super().__init__('lost the lock %s during %s' % (lease.obj, step))
+        self.lease = lease
+        self.step = step
 
 
 @contextlib.contextmanager

@@ -66,9 +66,9 @@ class Populator:
     def _lease_lost(self) -> bool:
         return self.held is not None and self.held.lost
 
-    def _still_held(self) -> None:
+    def _still_held(self, step: str) -> None:
         if self._lease_lost():
-            raise lease.LeaseLost('population lock lost')
+            raise lease.LeaseLost(self.held, step)
 
     def ensure(self, context, image_meta: dict, max_virtual_size: int):
         """Return (rbd:// URL of the base snapshot, its size, hit?).
@@ -83,16 +83,24 @@ class Populator:
             if ready is not None:
                 self.store.touch(image_id, ready[1])
                 return self.store.url(image_id), ready[0], True
-            with self.store.ioctx() as ioctx, lease.hold(
-                    ioctx, cache.lock_object(image_id),
-                    CONF.fastclone.cache_lock_lease, rbd_utils.rados,
-                    name=cache.LOCK_NAME) as held:
+            with rbd_utils.RADOSClient(self.driver,
+                                       self.store.pool) as client, \
+                    lease.hold(client.ioctx, cache.lock_object(image_id),
+                               CONF.fastclone.cache_lock_lease,
+                               rbd_utils.rados, name=cache.LOCK_NAME,
+                               gid=client.cluster.get_instance_id()) as held:
                 if held is not None:
                     try:
                         size = self._populate_locked(context, image_meta,
                                                      max_virtual_size, held)
                         return self.store.url(image_id), size, False
-                    except lease.LeaseLost:   # another host took over
+                    except lease.LeaseLost as e:
+                        if e.lease.unanswered:
+                            raise fc_exception.CephTimeout(
+                                image=image_id, timeout=e.lease.seconds,
+                                option='[fastclone] cache_lock_lease',
+                                doing='renewing the population lock during '
+                                + e.step, cause=str(e)) from e
                         LOG.warning('image %(image)s: population stopped: '
                                     'its lock ran out; waiting for the '
                                     'host that took it over',
@@ -119,16 +127,28 @@ class Populator:
         self.held = held
         try:
             self._fill(context, image_meta, max_virtual_size, tmp, token)
-            held.confirm()
+            held.confirm('publish')
             with cache.timed('publish'), stage(image_id, 'publish'):
                 size = self.store.publish(tmp, image_meta)
         except Exception:
             with excutils.save_and_reraise_exception():
-                self.store.remove(tmp, wait=REMOVE_WAIT)
+                self._discard(tmp)
         LOG.info('image %(image)s: cached as %(pool)s/%(name)s@%(snap)s',
                  {'image': image_id, 'pool': self.store.pool,
                   'name': cache.base_name(image_id), 'snap': cache.SNAP})
         return size
+
+    def _discard(self, tmp: str) -> None:
+        """Remove a failed population's image, or leave it to the pass."""
+        try:
+            if self.store.remove(tmp, wait=REMOVE_WAIT):
+                return
+            why = 'a client still has it open'
+        except Exception as e:   # Ceph does not answer, most likely
+            why = '%s: %s' % (type(e).__name__, e)
+        LOG.warning('%(pool)s/%(name)s not removed yet (%(why)s); the '
+                    'lifecycle pass removes it', {'pool': self.store.pool,
+                                                  'name': tmp, 'why': why})
 
     def _clear_leftovers(self, image_meta: dict) -> None:
         """Under the lock: clear the way for a new base.
@@ -163,7 +183,7 @@ class Populator:
             download = files.file('download')
             with cache.timed('download'):
                 self._download(context, image_meta, download)
-            self._still_held()
+            self._still_held('inspect')
             with cache.timed('inspect'), stage(image_id, 'inspect'):
                 found = inspect.inspect_image(
                     download, image_id, image_meta.get('disk_format'),
@@ -172,7 +192,8 @@ class Populator:
             with stage(image_id, 'import' if found.qemu_format == 'raw'
                        else 'convert'):
                 self._check_pool(image_id, found.virtual_size)
-            self._still_held()
+            self._still_held('import' if found.qemu_format == 'raw'
+                             else 'convert')
             if found.qemu_format == 'raw':
                 with cache.timed('import'):
                     self._import(download, tmp, image_id)
@@ -180,11 +201,19 @@ class Populator:
                 with cache.timed('convert'):
                     self._convert(download, found, tmp, image_id, files)
 
+    def _pool_full(self) -> bool:
+        try:
+            return poolspace.lacks_room(self._quota(), 1) is not None
+        except Exception:   # the monitor does not answer either
+            return False
+
+    def _quota(self) -> poolspace.Quota:
+        with rbd_utils.RADOSClient(self.driver, self.store.pool) as client:
+            return poolspace.quota(client.cluster, self.store.pool)
+
     def _check_pool(self, image_id: str, needed: int) -> None:
         """Refuse to start writing a base that the pool's quota stops."""
-        with rbd_utils.RADOSClient(self.driver, self.store.pool) as client:
-            quota = poolspace.quota(client.cluster, self.store.pool)
-        why = poolspace.lacks_room(quota, needed)
+        why = poolspace.lacks_room(self._quota(), needed)
         if why:
             raise fc_exception.CacheUnavailable(
                 image=image_id, kind=degrade.POOL_FULL, reason=why,
@@ -239,12 +268,22 @@ class Populator:
         return target
 
     def _import(self, path, name, image_id):
+        """Write a raw file into RBD image name.
+
+        Under ``rados_op_timeout``, through ``qemu-img``: ``rbd import``
+        with an operation timeout reports success over the objects whose
+        writes timed out (Ceph 16.2.15).
+        """
         cache.STATS['imports'] += 1
-        cmd = (['rbd', 'import', '--image-format=2', '--pool',
-                self.store.pool, path, name] + self.driver.ceph_args())
-        self._run(cmd, progress.Progress(
-            image_id, 'import', os.path.getsize(path),
-            CONF.fastclone.progress_interval))
+        prog = progress.Progress(image_id, 'import', os.path.getsize(path),
+                                 CONF.fastclone.progress_interval)
+        if self.driver.op_timeout and CONF.fastclone.convert_direct_to_rbd:
+            self._run(['qemu-img', 'convert', '-p', '-f', 'raw', '-O', 'raw',
+                       '-W', '-m', '16', path, self._rbd_target(name)], prog)
+            return
+        self._run(['rbd', 'import', '--image-format=2', '--pool',
+                   self.store.pool, path, name] + self.driver.ceph_args(),
+                  prog)
 
     def _convert(self, path, found, name, image_id, files):
         cache.STATS['conversions'] += 1
@@ -268,8 +307,7 @@ class Populator:
         try:
             if not fetch.run_with_progress(self._limits(cmd), prog,
                                            stop=self._lease_lost):
-                raise lease.LeaseLost('population lock lost during %s'
-                                      % prog.step)
+                raise lease.LeaseLost(self.held, prog.step)
         except processutils.ProcessExecutionError as e:
             raise self._tool_failed(prog, e.exit_code, e.stdout or '')
 
@@ -285,6 +323,8 @@ class Populator:
                 'convert_address_space_mib, convert_cpu_seconds): %s' % (
                     step, exit_code, CONF.fastclone.convert_address_space_mib,
                     CONF.fastclone.convert_cpu_seconds, tail))
+        if kind == 'timeout' and self._pool_full():
+            kind = 'quota'   # Ceph pauses writes to a full pool
         if kind == 'timeout':
             return fc_exception.CephTimeout(
                 image=image_id, timeout=self.driver.op_timeout,

@@ -84,6 +84,8 @@ def test_pool_quota_from_the_monitor():
     (-24, '', 'limits'),
     (1, 'qemu-img: Failed to allocate memory: Cannot allocate memory',
      'limits'),
+    (-6, 'qemu: qemu_thread_create: Resource temporarily unavailable',
+     'limits'),
     (1, 'rbd: error writing: (110) Connection timed out', 'timeout'),
     (1, 'error while writing sector 0: Disk quota exceeded', 'quota'),
     (1, 'qemu-img: Could not open: Invalid argument', 'failed'),
@@ -96,8 +98,9 @@ def test_timeouts_are_told_from_other_errors():
     assert cluster.timed_out(OSError(110, 'Connection timed out'))
     assert not cluster.timed_out(OSError(2, 'No such file'))
     assert cluster.op_timeout_conf(0) == {}
-    assert cluster.op_timeout_args(7) == ['--rados_osd_op_timeout=7',
-                                          '--rados_mon_op_timeout=7']
+    assert cluster.connection_conf(5, 0) == {'client_mount_timeout': '5'}
+    assert cluster.connection_conf(0, 7) == {'rados_osd_op_timeout': '7',
+                                             'rados_mon_op_timeout': '7'}
 
 
 # ------------------------------------------------------------- messages
@@ -153,6 +156,35 @@ class ToolFailureTestCase(base.TestCase):
         self.assertIn('Ceph did not answer within 5 s ([fastclone] '
                       'rados_op_timeout) while writing convert into pool vms '
                       '(3 of 10 MiB done)', str(exc))
+
+    def test_a_timeout_on_a_full_pool_is_the_full_pool(self):
+        full = poolspace.Quota('vms', 100, 100, 0, 0)
+        with mock.patch.object(self.populator, '_quota', autospec=True,
+                               return_value=full):
+            exc = self.populator._tool_failed(_Prog(), 1, 'Connection timed '
+                                              'out')
+        self.assertIsInstance(exc, fc_exception.CacheUnavailable)
+        self.assertEqual('pool_full', exc.kind)
+
+    def test_raw_import_under_a_timeout_goes_through_qemu_img(self):
+        run = self.useFixture(fixtures.MockPatchObject(
+            self.populator, '_run', autospec=True)).mock
+        path = self.useFixture(fixtures.TempDir()).path + '/raw'
+        with open(path, 'wb') as f:
+            f.write(b'x' * 4096)
+        self.populator._import(path, 'fastclone-tmp-x', IMAGE_ID)
+        cmd = run.call_args[0][0]
+        self.assertEqual(['qemu-img', 'convert', '-p', '-f', 'raw', '-O',
+                          'raw'], cmd[:7])
+        self.assertTrue(cmd[-1].startswith('rbd:vms/fastclone-tmp-x'))
+        self.assertIn(':rados_osd_op_timeout=5:rados_mon_op_timeout=5',
+                      cmd[-1])
+        self.flags(rados_op_timeout=0, group='fastclone')
+        self.populator = populate.Populator(cluster.SharedRBDDriver())
+        run = self.useFixture(fixtures.MockPatchObject(
+            self.populator, '_run', autospec=True)).mock
+        self.populator._import(path, 'fastclone-tmp-x', IMAGE_ID)
+        self.assertEqual(['rbd', 'import'], run.call_args[0][0][:2])
 
     def test_quota_is_the_pool_not_the_image(self):
         exc = self.populator._tool_failed(_Prog(), 1, 'Disk quota exceeded')
@@ -287,7 +319,8 @@ class CephTimeoutTestCase(tib.SpawnFixtures):
     def test_timed_out_lookup_is_named(self):
         self.ceph.rbd.Image.side_effect = fakes.RbdTimeout('timed out')
         exc = self.assertRaises(fc_exception.CephTimeout, self._cache)
-        self.assertIn('while making disk %s' % self.disk.rbd_name, str(exc))
+        self.assertIn('while making disk vms/%s' % self.disk.rbd_name,
+                      str(exc))
         self.driver['clone'].assert_not_called()
 
     def test_the_connection_is_bounded(self):
@@ -295,8 +328,8 @@ class CephTimeoutTestCase(tib.SpawnFixtures):
         cluster.SharedRBDDriver().handle.client()
         rados.conf_set.assert_has_calls(
             [mock.call('rados_osd_op_timeout', '5'),
-             mock.call('rados_mon_op_timeout', '5')], any_order=True)
-        self.assertEqual(['--id', 'nova', '--conf', '/c.conf',
-                          '--rados_osd_op_timeout=5',
-                          '--rados_mon_op_timeout=5'],
+             mock.call('rados_mon_op_timeout', '5'),
+             mock.call('client_mount_timeout', '5')], any_order=True)
+        # rbd import with an op timeout reports success over lost writes
+        self.assertEqual(['--id', 'nova', '--conf', '/c.conf'],
                          cluster.SharedRBDDriver().ceph_args())

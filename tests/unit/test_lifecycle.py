@@ -62,7 +62,7 @@ class RunPassTestCase(base.TestCase):
                          self._run_pass(force=True))
         self.ioctx.lock_exclusive.assert_called_once_with(
             cache.LIFECYCLE_OBJECT, 'lifecycle', mock.ANY,
-            desc='fastclone-backend lifecycle pass', duration=60, flags=0)
+            desc='fastclone-backend lifecycle pass', duration=10, flags=0)
         self.read.assert_not_called()
         self.run.assert_not_called()
         self.survey.assert_not_called()

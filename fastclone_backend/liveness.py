@@ -1,0 +1,166 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Is a lock's holder alive?  The way librbd tells for its exclusive lock.
+
+The holder keeps a RADOS watch on an object of its own,
+``<lock object>.<cookie token>``, named in the lock object's
+``fastclone.holder`` xattr with its client id and cookie.  librados answers
+a notify on a live client's watch in milliseconds; when the client died
+(kill -9, power loss), its watch lingers on the OSD until the watch times
+out, and a notify on it fails with ETIMEDOUT once the OSD waited
+:data:`NOTIFY_SECONDS`.  A waiter that gets that answer from the OSD itself,
+in about that time, breaks the dead holder's lock (``cls_lock``
+``break_lock``) instead of waiting for its lease to run out.
+
+One watch object per holder, so that a watch left by an earlier dead holder
+never makes a live one look dead.  A notify that fails otherwise (a client
+op timeout while an OSD is stalled, no answer at all) proves nothing: the
+lease then runs its course.
+"""
+
+import json
+import struct
+import time
+
+from oslo_log import log as logging
+
+LOG = logging.getLogger(__name__)
+
+HOLDER_XATTR = 'fastclone.holder'
+NOTIFY_SECONDS = 3.0
+ENTITY_TYPE_CLIENT = 8   # CEPH_ENTITY_TYPE_CLIENT
+
+
+def watch_object(lock_obj: str, cookie: str) -> str:
+    return '%s.%s' % (lock_obj, cookie.rsplit(':', 1)[-1])
+
+
+def holder_record(gid: int, cookie: str, watch_obj: str) -> bytes:
+    return json.dumps({'gid': gid, 'cookie': cookie,
+                       'watch': watch_obj}).encode()
+
+
+def parse_holder(raw: bytes):
+    """The holder record as a dict, or None if it is not one."""
+    try:
+        got = json.loads(raw)
+        return got if {'gid', 'cookie', 'watch'} <= set(got) else None
+    except (ValueError, TypeError):
+        return None
+
+
+def break_op(name: str, gid: int, cookie: str) -> bytes:
+    """cls_lock_break_op, encoded as Ceph does (ENCODE_START(1, 1))."""
+    def string(value: str) -> bytes:
+        data = value.encode()
+        return struct.pack('<I', len(data)) + data
+    body = (string(name) + struct.pack('<Bq', ENTITY_TYPE_CLIENT, gid) +
+            string(cookie))
+    return struct.pack('<BBI', 1, 1, len(body)) + body
+
+
+def dead_by_notify(elapsed: float, timed_out: bool,
+                   wait: float = NOTIFY_SECONDS) -> bool:
+    """Did the OSD itself say the watcher never answered?
+
+    Only an ETIMEDOUT that came after about the notify's own timeout: one
+    that came later is the client's operation timeout (the OSD did not
+    answer either), one that came sooner is not the OSD's verdict.
+    """
+    return timed_out and 0.9 * wait <= elapsed <= wait + 1.5
+
+
+class Beacon:
+    """The holder's side: a watch that answers for it while it lives."""
+
+    def __init__(self, ioctx, lock_obj: str, cookie: str, gid: int):
+        self.ioctx = ioctx
+        self.lock_obj = lock_obj
+        self.obj = watch_object(lock_obj, cookie)
+        self.cookie = cookie
+        self.gid = gid
+        self._watch = None
+
+    def start(self) -> None:
+        """Watch our object; name it in the lock object (best effort)."""
+        try:
+            self._drop_previous()
+            self.ioctx.write_full(self.obj, b'')
+            self._watch = self.ioctx.watch(self.obj, _answer)
+            self.ioctx.set_xattr(self.lock_obj, HOLDER_XATTR, holder_record(
+                self.gid, self.cookie, self.obj))
+        except Exception as e:   # only fast takeover is lost
+            LOG.warning('no liveness watch on %(obj)s (%(err)s): a takeover '
+                        'after a crash waits for the lease',
+                        {'obj': self.obj, 'err': e})
+
+    def _drop_previous(self) -> None:
+        """The watch object of an earlier holder whose lock ran out."""
+        try:
+            previous = parse_holder(self.ioctx.get_xattr(self.lock_obj,
+                                                         HOLDER_XATTR))
+        except Exception:   # no lock object yet, or no record
+            return
+        if previous and previous['watch'] != self.obj:
+            remove_quietly(self.ioctx, previous['watch'])
+
+    def stop(self) -> None:
+        if self._watch is not None:
+            try:
+                self._watch.close()
+            except Exception as e:
+                LOG.debug('closing watch on %(obj)s: %(err)s',
+                          {'obj': self.obj, 'err': e})
+        remove_quietly(self.ioctx, self.obj)
+
+
+def _answer(*args) -> None:
+    """A notify on our watch: returning acknowledges it (we are alive)."""
+
+
+def remove_quietly(ioctx, obj: str) -> None:
+    try:
+        ioctx.remove_object(obj)
+    except Exception as e:   # gone already, or the cluster is away
+        LOG.debug('removing %(obj)s: %(err)s', {'obj': obj, 'err': e})
+
+
+def take_over_if_dead(ioctx, lock_obj: str, name: str, rados_mod,
+                      clock=time.monotonic) -> bool:
+    """Break the lock if its holder's client is dead; True if broken."""
+    try:
+        holder = parse_holder(ioctx.get_xattr(lock_obj, HOLDER_XATTR))
+    except rados_mod.Error:
+        return False
+    if holder is None:
+        return False
+    start = clock()
+    try:
+        ioctx.notify(holder['watch'], 'alive?', int(NOTIFY_SECONDS * 1000))
+        return False
+    except rados_mod.Error as e:
+        timed_out = getattr(e, 'errno', None) == 110
+        if not dead_by_notify(clock() - start, timed_out):
+            return False
+    try:
+        ioctx.execute(lock_obj, 'lock', 'break_lock',
+                      break_op(name, holder['gid'], holder['cookie']))
+    except rados_mod.Error as e:   # released or expired meanwhile
+        LOG.debug('breaking %(obj)s: %(err)s', {'obj': lock_obj, 'err': e})
+        return False
+    LOG.warning('took over lock %(obj)s from %(cookie)s: its client '
+                '(client.%(gid)d) no longer answers', {
+                    'obj': lock_obj, 'cookie': holder['cookie'],
+                    'gid': holder['gid']})
+    remove_quietly(ioctx, holder['watch'])
+    return True

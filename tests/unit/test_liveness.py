@@ -1,0 +1,150 @@
+"""A lock holder's liveness watch, the notify that tests it, the break."""
+
+import json
+import struct
+from unittest import mock
+
+import pytest
+
+from fastclone_backend import lease as fc_lease
+from fastclone_backend import liveness
+from tests.unit import fakes
+
+OBJ = 'fastclone-lock-f0e1d2c3-b4a5-4697-8899-aabbccddeeff'
+COOKIE = 'host-a:4242:0badcafe'
+WATCH = OBJ + '.0badcafe'
+
+
+def _rados():
+    return mock.Mock(Error=fakes.RadosError, ObjectBusy=fakes.RadosObjectBusy,
+                     ObjectNotFound=fakes.RadosObjectNotFound)
+
+
+def test_break_op_is_cls_lock_break_op():
+    op = liveness.break_op('populate', 14554, 'cookieA')
+    body = (struct.pack('<I', 8) + b'populate' + b'\x08' +
+            struct.pack('<q', 14554) + struct.pack('<I', 7) + b'cookieA')
+    assert op == b'\x01\x01' + struct.pack('<I', len(body)) + body
+
+
+def test_watch_object_and_record():
+    assert liveness.watch_object(OBJ, COOKIE) == WATCH
+    record = liveness.holder_record(7, COOKIE, WATCH)
+    assert liveness.parse_holder(record) == {'gid': 7, 'cookie': COOKIE,
+                                             'watch': WATCH}
+    assert liveness.parse_holder(b'not json') is None
+    assert liveness.parse_holder(b'{"gid": 7}') is None
+
+
+@pytest.mark.parametrize('elapsed,timed_out,dead', [
+    (3.0, True, True),      # the OSD waited for the watcher: it is dead
+    (4.4, True, True),
+    (5.0, True, False),     # the client's op timeout: the OSD is away
+    (0.1, True, False),
+    (3.0, False, False),    # another error
+])
+def test_dead_only_on_the_osds_own_verdict(elapsed, timed_out, dead):
+    assert liveness.dead_by_notify(elapsed, timed_out) is dead
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def _ioctx(notify_seconds, clock, error=None):
+    ioctx = mock.Mock()
+    ioctx.get_xattr.return_value = liveness.holder_record(7, COOKIE, WATCH)
+
+    def notify(obj, msg, timeout_ms):
+        clock.now += notify_seconds
+        if error is not None:
+            raise error
+    ioctx.notify.side_effect = notify
+    return ioctx
+
+
+def _timed_out():
+    error = fakes.RadosTimedOut('timed out')
+    return error
+
+
+def test_a_live_holder_answers_and_keeps_its_lock():
+    clock = _Clock()
+    ioctx = _ioctx(0.005, clock)
+    assert not liveness.take_over_if_dead(ioctx, OBJ, 'populate', _rados(),
+                                          clock=clock)
+    ioctx.notify.assert_called_once_with(WATCH, 'alive?', 3000)
+    ioctx.execute.assert_not_called()
+
+
+def test_a_dead_holder_loses_its_lock():
+    clock = _Clock()
+    ioctx = _ioctx(3.0, clock, _timed_out())
+    assert liveness.take_over_if_dead(ioctx, OBJ, 'populate', _rados(),
+                                      clock=clock)
+    ioctx.execute.assert_called_once_with(
+        OBJ, 'lock', 'break_lock', liveness.break_op('populate', 7, COOKIE))
+    ioctx.remove_object.assert_called_once_with(WATCH)
+
+
+def test_a_stalled_osd_proves_nothing():
+    clock = _Clock()
+    ioctx = _ioctx(5.0, clock, _timed_out())   # rados_op_timeout = 5
+    assert not liveness.take_over_if_dead(ioctx, OBJ, 'populate', _rados(),
+                                          clock=clock)
+    ioctx.execute.assert_not_called()
+
+
+def test_no_record_no_takeover():
+    ioctx = mock.Mock()
+    ioctx.get_xattr.side_effect = fakes.RadosObjectNotFound('no xattr')
+    assert not liveness.take_over_if_dead(ioctx, OBJ, 'populate', _rados())
+    ioctx.notify.assert_not_called()
+
+
+def test_beacon_watches_its_own_object_and_drops_an_earlier_one():
+    ioctx = mock.Mock()
+    ioctx.get_xattr.return_value = liveness.holder_record(
+        3, 'host-b:1:deadbeef', OBJ + '.deadbeef')
+    beacon = liveness.Beacon(ioctx, OBJ, COOKIE, 7)
+    beacon.start()
+    ioctx.remove_object.assert_called_once_with(OBJ + '.deadbeef')
+    ioctx.write_full.assert_called_once_with(WATCH, b'')
+    assert ioctx.watch.call_args[0][0] == WATCH
+    name, xattr, record = ioctx.set_xattr.call_args[0]
+    assert (name, xattr) == (OBJ, liveness.HOLDER_XATTR)
+    assert json.loads(record) == {'gid': 7, 'cookie': COOKIE, 'watch': WATCH}
+    beacon.stop()
+    ioctx.watch.return_value.close.assert_called_once_with()
+    ioctx.remove_object.assert_called_with(WATCH)
+
+
+def test_lease_takes_over_from_a_dead_holder():
+    ioctx = mock.Mock()
+    ioctx.lock_exclusive.side_effect = [fakes.RadosObjectBusy('held'), None,
+                                        None, None]
+    with mock.patch.object(liveness, 'take_over_if_dead', autospec=True,
+                           return_value=True) as take_over, \
+            mock.patch.object(liveness, 'Beacon', autospec=True) as beacon:
+        held = fc_lease.Lease(ioctx, OBJ, 10, _rados(), name='populate',
+                              gid=7)
+        assert held.acquire()
+        held.release()
+    take_over.assert_called_once_with(ioctx, OBJ, 'populate', mock.ANY)
+    beacon.assert_called_once_with(ioctx, OBJ, held.cookie, 7)
+    beacon.return_value.start.assert_called_once_with()
+    beacon.return_value.stop.assert_called_once_with()
+
+
+def test_lease_without_a_client_id_only_waits():
+    ioctx = mock.Mock()
+    ioctx.lock_exclusive.side_effect = fakes.RadosObjectBusy('held')
+    with mock.patch.object(liveness, 'take_over_if_dead',
+                           autospec=True) as take_over:
+        assert not fc_lease.Lease(ioctx, OBJ, 10, _rados(),
+                                  name='populate').acquire()
+    take_over.assert_not_called()
