@@ -195,6 +195,13 @@ def _nova_cleans_up(instance):
     novaflow.delete_instance_disks(instance)
 
 
+def _recovered(nova_ctx, vms, image, data, instance):
+    """After Nova's cleanup nothing is left, and the next spawn works."""
+    _nova_cleans_up(instance)
+    _assert_nothing_left(vms, image.id, instance)
+    _spawn_works(nova_ctx, vms, image, data)
+
+
 @pytest.fixture
 def bounded(fastclone_conf):
     fastclone_conf(rados_op_timeout=OP_TIMEOUT, cache_lock_lease=LEASE)
@@ -215,9 +222,7 @@ def test_osd_stopped_during_a_clone(nova_ctx, lab, images, vms, bounded):
     message = str(err.value)
     assert image.id in message and 'rados_op_timeout' in message, message
     assert took < 3 * OP_TIMEOUT, took
-    _nova_cleans_up(instance)
-    _assert_nothing_left(vms, image.id, instance)
-    _spawn_works(nova_ctx, vms, image, data)
+    _recovered(nova_ctx, vms, image, data, instance)
     _record('OSD stopped (SIGSTOP) during a clone, rados_op_timeout %d s'
             % OP_TIMEOUT, 'spawn failed after %.1f s: `%s`; after SIGCONT '
             'nothing left, next spawn works' % (took, message[:110]))
@@ -342,9 +347,7 @@ def test_glance_killed_mid_download(nova_ctx, lab, images, vms, bounded):
     assert message.startswith('Glance download of image %s interrupted '
                               'after ' % image.id), message
     assert took < 30, took
-    _nova_cleans_up(instance)
-    _assert_nothing_left(vms, image.id, instance)
-    _spawn_works(nova_ctx, vms, image, data)
+    _recovered(nova_ctx, vms, image, data, instance)
     _record('Glance killed (-9) mid-download on the cache path',
             'spawn failed %.1f s after the kill: `%s`; no temp file or image; '
             'next spawn after Glance restarts works' % (took, message[:120]))
@@ -454,9 +457,7 @@ def test_full_pool_fails_with_the_fix(nova_ctx, lab, images, vms,
     assert image.id in message and 'quota' in message, message
     assert 'ceph osd pool set-quota %s max_bytes' % lab.vms_pool in message
     assert took < 30, took
-    _nova_cleans_up(instance)
-    _assert_nothing_left(vms, image.id, instance)
-    _spawn_works(nova_ctx, vms, image, data)
+    _recovered(nova_ctx, vms, image, data, instance)
     _record('cache pool full (pool quota 16 MiB above use, 64 MiB image)',
             'spawn failed in %.1f s before writing: `%s`'
             % (took, message[:160]))

@@ -52,6 +52,16 @@ class RbdImageHasSnapshots(RbdError):
     pass
 
 
+class Clock:
+    """A monotonic clock the test moves by hand (clock.now += seconds)."""
+
+    def __init__(self, now: float = 100.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class CephModules(fixtures.Fixture):
     """Replace rbd_utils.rados/rbd for the duration of a test."""
 
@@ -90,4 +100,4 @@ def _reset_handles():
     snapfacts.forget_all()
 
 
-__all__ = ['CephModules', 'rbd_utils']
+__all__ = ['CephModules', 'Clock', 'rbd_utils']

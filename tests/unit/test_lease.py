@@ -84,21 +84,19 @@ def test_refused_renewal_marks_the_lease_lost():
     assert ioctx.holder == 'another-host'
 
 
-class _Clock:
-    def __init__(self):
-        self.now = 100.0
-
-    def __call__(self):
-        return self.now
+def _held_by_hand(ioctx, clock):
+    """A held 10 s lease whose renewals the test makes itself."""
+    lease = fc_lease.Lease(ioctx, OBJ, 10, _rados(), name='populate',
+                           clock=clock)
+    assert lease.acquire()
+    lease._stop.set()
+    return lease
 
 
 def test_a_timed_out_renewal_is_retried_until_the_lease_runs_out():
     ioctx = _Ioctx()
-    clock = _Clock()
-    lease = fc_lease.Lease(ioctx, OBJ, 10, _rados(), name='populate',
-                           clock=clock)
-    assert lease.acquire()
-    lease._stop.set()   # renewals by hand only
+    clock = fakes.Clock()
+    lease = _held_by_hand(ioctx, clock)
     ioctx.lock_exclusive = mock.Mock(
         side_effect=fakes.RadosTimedOut('timed out'))
     clock.now += 9
@@ -113,11 +111,8 @@ def test_a_timed_out_renewal_is_retried_until_the_lease_runs_out():
 
 def test_a_successful_renewal_restarts_the_count():
     ioctx = _Ioctx()
-    clock = _Clock()
-    lease = fc_lease.Lease(ioctx, OBJ, 10, _rados(), name='populate',
-                           clock=clock)
-    assert lease.acquire()
-    lease._stop.set()
+    clock = fakes.Clock()
+    lease = _held_by_hand(ioctx, clock)
     clock.now += 9
     lease.confirm()                      # renewed at 109
     ioctx.lock_exclusive = mock.Mock(

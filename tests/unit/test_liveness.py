@@ -47,14 +47,6 @@ def test_dead_only_on_the_osds_own_verdict(elapsed, timed_out, dead):
     assert liveness.dead_by_notify(elapsed, timed_out) is dead
 
 
-class _Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-
 def _ioctx(notify_seconds, clock, error=None):
     ioctx = mock.Mock()
     ioctx.get_xattr.return_value = liveness.holder_record(7, COOKIE, WATCH)
@@ -68,12 +60,11 @@ def _ioctx(notify_seconds, clock, error=None):
 
 
 def _timed_out():
-    error = fakes.RadosTimedOut('timed out')
-    return error
+    return fakes.RadosTimedOut('timed out')
 
 
 def test_a_live_holder_answers_and_keeps_its_lock():
-    clock = _Clock()
+    clock = fakes.Clock()
     ioctx = _ioctx(0.005, clock)
     assert not liveness.take_over_if_dead(ioctx, OBJ, 'populate', _rados(),
                                           clock=clock)
@@ -82,7 +73,7 @@ def test_a_live_holder_answers_and_keeps_its_lock():
 
 
 def test_a_dead_holder_loses_its_lock():
-    clock = _Clock()
+    clock = fakes.Clock()
     ioctx = _ioctx(3.0, clock, _timed_out())
     assert liveness.take_over_if_dead(ioctx, OBJ, 'populate', _rados(),
                                       clock=clock)
@@ -92,7 +83,7 @@ def test_a_dead_holder_loses_its_lock():
 
 
 def test_a_stalled_osd_proves_nothing():
-    clock = _Clock()
+    clock = fakes.Clock()
     ioctx = _ioctx(5.0, clock, _timed_out())   # rados_op_timeout = 5
     assert not liveness.take_over_if_dead(ioctx, OBJ, 'populate', _rados(),
                                           clock=clock)
