@@ -32,7 +32,7 @@ is_ceph_enabled_for_service() { [[ ",$CEPH_FOR," == *",$1,"* ]]; }
 sudo() { "$@"; }
 systemctl_stub() {
     rec systemctl "$@"
-    if [[ "$1" == show ]]; then echo "${INVOCATION:-}"; fi
+    if [[ "$1" == show ]]; then echo "${ACTIVE_SINCE:-}"; fi
 }
 journalctl() { rec journalctl "$@"; printf '%s\n' "${JOURNAL:-}"; }
 sleep() { :; }

@@ -116,25 +116,35 @@ def test_post_config_rewrites_a_stale_nova_file(tmp_path):
 
 def test_extra_phase_finds_the_activation_line(tmp_path):
     rc, calls, err = harness.phase(tmp_path, 'stack', 'extra', {
-        'INVOCATION': 'abc123',
+        'ACTIVE_SINCE': 'Wed 2026-12-02 06:12:59 UTC',
         'JOURNAL': 'INFO fastclone_backend.hook fastclone-backend active: '
                    '[libvirt] images_type fastrbd runs as rbd'})
     assert rc == 0, err
-    assert ['systemctl', 'show', '-p', 'InvocationID', '--value',
-            'devstack@n-cpu.service'] in calls
-    assert ['journalctl', '--no-pager', '-o', 'cat',
-            '_SYSTEMD_INVOCATION_ID=abc123'] in calls
+    assert calls == [
+        ['systemctl', 'show', '-p', 'ActiveEnterTimestamp', '--value',
+         'devstack@n-cpu.service'],
+        ['journalctl', '--no-pager', '-o', 'cat', '-u',
+         'devstack@n-cpu.service', '--since', 'Wed 2026-12-02 06:12:59 UTC']]
 
 
 def test_extra_phase_dies_when_n_cpu_is_stock(tmp_path):
     rc, calls, _ = harness.phase(tmp_path, 'stack', 'extra', {
-        'INVOCATION': 'abc123', 'JOURNAL': 'INFO nova.service Starting',
+        'ACTIVE_SINCE': 'Wed 2026-12-02 06:12:59 UTC',
+        'JOURNAL': 'INFO nova.service Starting',
         'FASTCLONE_VERIFY_TIMEOUT': '3'})
     assert rc == 3
     assert sum(c[0] == 'journalctl' for c in calls) == 3
     assert calls[-1] == ['die', "n-cpu did not log 'fastclone-backend "
                          "active' within 3s: see journalctl -u "
                          "devstack@n-cpu.service"]
+
+
+def test_extra_phase_waits_for_n_cpu_to_be_active(tmp_path):
+    rc, calls, _ = harness.phase(tmp_path, 'stack', 'extra', {
+        'ACTIVE_SINCE': '', 'FASTCLONE_VERIFY_TIMEOUT': '2',
+        'JOURNAL': 'fastclone-backend active'})  # an older run's line
+    assert rc == 3
+    assert [c[0] for c in calls] == ['systemctl', 'systemctl', 'die']
 
 
 def test_extra_phase_skipped_without_n_cpu(tmp_path):
