@@ -23,13 +23,13 @@ import dataclasses
 import os
 import uuid
 
-NOVA_CONF = """[DEFAULT]
+from fastclone_backend import deploysettings
+
+# What only this process needs; the [libvirt] and [fastclone] settings of a
+# fastrbd host come first, from fastclone_backend.deploysettings (the source
+# the devstack plugin writes nova-compute's config from).
+NOVA_CONF = """{deployment}[DEFAULT]
 instances_path = {instances}
-[libvirt]
-images_type = {images_type}
-images_rbd_pool = {pool}
-images_rbd_ceph_conf = {ceph_conf}
-rbd_user = {user}
 [glance]
 endpoint_override = {glance_url}
 [oslo_concurrency]
@@ -47,6 +47,21 @@ class Settings:
     workdir: str
     images_type: str = 'fastrbd'
     extra: str = ''  # more nova.conf text, e.g. a [fastclone] section
+    images_pool: str = 'images'  # Glance's rbd store pool
+
+
+def deployment_settings(settings: Settings) -> list:
+    """[(section, option, value)] of a fastrbd host, for this lab.
+
+    From :mod:`fastclone_backend.deploysettings`, with ``images_type`` as
+    settings asks (the benchmarks also run stock ``rbd`` and ``qcow2``).
+    """
+    rendered = deploysettings.render(deploysettings.NOVA_COMPUTE, {
+        'vms_pool': settings.pool, 'ceph_conf': settings.ceph_conf,
+        'nova_user': settings.rbd_user, 'images_pool': settings.images_pool})
+    return [(section, option, settings.images_type
+             if (section, option) == ('libvirt', 'images_type') else value)
+            for section, option, value in rendered]
 
 
 def write_nova_conf(settings: Settings) -> str:
@@ -54,9 +69,8 @@ def write_nova_conf(settings: Settings) -> str:
     os.makedirs(settings.workdir, exist_ok=True)
     with open(path, 'w') as f:
         f.write(NOVA_CONF.format(
+            deployment=deploysettings.ini_text(deployment_settings(settings)),
             instances=os.path.join(settings.workdir, 'instances'),
-            images_type=settings.images_type, pool=settings.pool,
-            ceph_conf=settings.ceph_conf, user=settings.rbd_user,
             glance_url=settings.glance_url,
             locks=os.path.join(settings.workdir, 'locks'),
             extra=settings.extra))
@@ -103,7 +117,8 @@ def settings_from_env(workdir: str, extra: str = '') -> Settings:
                     pool=env['FASTCLONE_VMS_POOL'],
                     glance_url=env['FASTCLONE_GLANCE_URL'],
                     glance_token=env['FASTCLONE_GLANCE_TOKEN'],
-                    workdir=workdir, extra=extra)
+                    workdir=workdir, extra=extra,
+                    images_pool=env['FASTCLONE_IMAGES_POOL'])
 
 
 def create_root_disk(ctx, instance, image_id):

@@ -228,7 +228,8 @@ def nova_ctx(lab, tmp_path_factory):
     settings = novaflow.Settings(
         ceph_conf=lab.ceph_conf, rbd_user=lab.nova_user, pool=lab.vms_pool,
         glance_url=lab.glance_url, glance_token=lab.glance_token,
-        workdir=str(tmp_path_factory.mktemp('nova')))
+        workdir=str(tmp_path_factory.mktemp('nova')),
+        images_pool=lab.images_pool)
     ctx = novaflow.start(settings)
     yield ctx
     hook.uninstall()
