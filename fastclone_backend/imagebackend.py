@@ -41,6 +41,7 @@ from fastclone_backend import inspect
 from fastclone_backend import location
 from fastclone_backend import populate
 from fastclone_backend import snapfacts
+from fastclone_backend import statsstore
 
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
@@ -170,6 +171,7 @@ class FastRbd(imagebackend.Rbd):
         try:
             source, reasons = self._find_source(context, image_meta, limit)
         except fc_exception.ImageRejected as e:
+            cache.STATS['refusals'] += 1
             raise exception.ImageUnacceptable(image_id=image_id,
                                               reason=e.reason)
         if source is None:
@@ -236,11 +238,16 @@ class FastRbd(imagebackend.Rbd):
             url, base_size, hit = populate.Populator(self.driver).ensure(
                 context, image_meta, limit)
         except (fc_exception.ImageRejected, fc_exception.CacheError) as e:
+            if isinstance(e, fc_exception.ImageRejected):
+                cache.STATS['refusals'] += 1
             raise exception.ImageUnacceptable(image_id=image_id,
                                               reason=str(e))
-        LOG.info('image %(image)s: cache %(what)s for %(disk)s',
-                 {'image': image_id, 'what': 'hit' if hit else 'miss',
-                  'disk': self.rbd_name})
+        cache.STATS['hits' if hit else 'misses'] += 1
+        if not hit:
+            statsstore.flush_quietly(self.driver)   # once per population
+        LOG.debug('image %(image)s: cache %(what)s for %(disk)s',
+                  {'image': image_id, 'what': 'hit' if hit else 'miss',
+                   'disk': self.rbd_name})
         return url, base_size
 
     def _policy(self) -> location.Policy:
@@ -338,11 +345,12 @@ class FastRbd(imagebackend.Rbd):
         start = time.monotonic()
         with cache.timed('clone'):
             self.driver.clone({'url': loc.url}, self.rbd_name)
-        LOG.info('image %(image)s: cloned %(src)s to %(pool)s/%(dst)s in '
-                 '%(ms).1f ms', {'image': image_id, 'src': loc.spec,
-                                 'pool': self.driver.pool,
-                                 'dst': self.rbd_name,
-                                 'ms': (time.monotonic() - start) * 1000})
+        cache.STATS['clones'] += 1
+        LOG.debug('image %(image)s: cloned %(src)s to %(pool)s/%(dst)s in '
+                  '%(ms).1f ms', {'image': image_id, 'src': loc.spec,
+                                  'pool': self.driver.pool,
+                                  'dst': self.rbd_name,
+                                  'ms': (time.monotonic() - start) * 1000})
 
     def _grow(self, size: int, current: int) -> int:
         """Resize the new clone up to size; remove it if that fails."""
