@@ -24,6 +24,7 @@ from fastclone_backend import cache
 from fastclone_backend import conf as fc_conf
 from fastclone_backend import exception as fc_exception
 from fastclone_backend import explain
+from fastclone_backend import location
 
 CONF = nova.conf.CONF
 
@@ -47,6 +48,8 @@ def find(context, image_meta: dict, disk=None) -> explain.Path:
         found, reasons = disk._find_source(context, image_meta, 0)
         if found is not None:
             source = found[0].spec
+            reasons.update(_others(image_meta, found[0].url, reasons,
+                                   disk._policy()))
     except fc_exception.ImageRejected as e:
         rejected = e.reason
     store = basestore.BaseStore(disk.driver)
@@ -55,3 +58,21 @@ def find(context, image_meta: dict, disk=None) -> explain.Path:
     return explain.decide(image_meta, source, reasons, rejected,
                           CONF.fastclone.cache_enabled, disk._policy(),
                           base_spec=base_spec)
+
+
+def _others(image_meta, chosen, reasons, policy) -> dict:
+    """Why the locations after the one cloned would be refused.
+
+    The spawn stops at the first location it can clone; an operator also
+    wants to know about the others (by the trust policy alone).
+    """
+    found = {}
+    for url in location.candidate_urls(image_meta):
+        if url == chosen or url in reasons:
+            continue
+        try:
+            location.check(url, image_meta.get('id'),
+                           image_meta.get('disk_format'), policy)
+        except fc_exception.LocationRejected as e:
+            found[url] = e.reason
+    return found
