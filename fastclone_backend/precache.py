@@ -30,10 +30,12 @@ On a fastrbd host (installed by :mod:`fastclone_backend.hook`):
 
 from oslo_log import log as logging
 
+import nova.conf
 from nova import exception
 
 from fastclone_backend import cache
 from fastclone_backend import cluster
+from fastclone_backend import conf as fc_conf
 from fastclone_backend import exception as fc_exception
 from fastclone_backend import glancerecord
 from fastclone_backend import imagepath
@@ -50,6 +52,7 @@ def warm(context, image_id: str):
 
     :raises: nova.exception.ImageUnacceptable for a refused image.
     """
+    fc_conf.register_opts(nova.conf.CONF)
     image_meta = glancerecord.show(context, image_id)
     path = imagepath.find(context, image_meta)
     if path.kind == 'refused':
