@@ -390,44 +390,32 @@ def test_prefetch_then_spawn_is_a_cache_hit(nova_ctx, lab, conf, images,
 
 
 def test_precache_through_nova_compute_manager(nova_ctx, lab, images, vms,
-                                               glance, raw_image):
-    """ComputeManager.cache_images -> LibvirtDriver.cache_image (hooked)."""
-    from unittest import mock
+                                               glance, raw_image, tmp_path):
+    """ComputeManager.cache_images -> LibvirtDriver.cache_image (hooked).
 
-    from nova.compute import manager
-    import nova.conf
-    from nova.tests.fixtures import libvirt as libvirt_fixture
-
+    In its own process (tests/functional/precachehost.py), as a compute
+    host: Nova's test fixtures monkey-patch the process that imports them.
+    """
     image = images.upload(_qcow2(images, make_data(4 << 20)),
                           disk_format='qcow2')
-    # fakelibvirt under the real LibvirtDriver; no placement or RPC is used
-    # by cache_images (nova's RPCFixture would reset this process's CONF)
-    fixtures = [libvirt_fixture.LibvirtFixture()]
-    for fixture in fixtures:
-        fixture.setUp()
+    missing = str(uuid.uuid4())
     try:
-        with mock.patch('nova.scheduler.client.report.SchedulerReportClient',
-                        autospec=True), \
-                mock.patch('nova.rpc.get_client', autospec=True), \
-                mock.patch('nova.rpc.get_notifier', autospec=True), \
-                mock.patch('nova.rpc.get_versioned_notifier', autospec=True):
-            compute = manager.ComputeManager(
-                compute_driver='libvirt.LibvirtDriver')
-        assert compute.driver.cache_image.__func__.fastclone_original
-        first = compute.cache_images(nova_ctx, [image.id, raw_image.id,
-                                                str(uuid.uuid4())])
-        again = compute.cache_images(nova_ctx, [image.id])
-        names = rbd.RBD().list(vms)
-    finally:
-        for fixture in reversed(fixtures):
-            fixture.cleanUp()
-    try:
-        assert list(first.values()) == ['cached', 'existing', 'error'], first
-        assert again == {image.id: 'existing'}
-        assert cache.base_name(image.id) in names
-        base_dir = os.path.join(nova.conf.CONF.instances_path,
-                                nova.conf.CONF.image_cache.subdirectory_name)
-        assert not os.path.exists(base_dir) or os.listdir(base_dir) == []
+        proc = subprocess.run(
+            [sys.executable, '-m', 'tests.functional.precachehost',
+             '--workdir', str(tmp_path), image.id, raw_image.id, missing],
+            env=lab_environ(lab), cwd=REPO, capture_output=True, text=True,
+            timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        got = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert (got['driver'], got['hooked']) == ('LibvirtDriver', True)
+        assert got['first'] == {image.id: 'cached',
+                                raw_image.id: 'existing',
+                                missing: 'error'}
+        assert got['again'] == {image.id: 'existing',
+                                raw_image.id: 'existing',
+                                missing: 'error'}
+        assert cache.base_name(image.id) in rbd.RBD().list(vms)
+        assert got['base_dir'] in (None, [])   # nothing in the local _base
     finally:
         _remove_base(image.id)
         glance.images.delete(image.id)
@@ -458,6 +446,8 @@ def test_list_commands_json_and_trash_purge(lab, conf, vms, raw_image):
         assert [r['Result'] for r in purged if r['Name'] == name] == [
             'purged']
         assert name not in [e['name'] for e in rbd.RBD().trash_list(vms)]
+        ran = manage_json(lab, conf, 'cache', 'prune')
+        assert all(set(r) == {'Action', 'Target', 'Why'} for r in ran), ran
     finally:
         for entry in rbd.RBD().trash_list(vms):
             if entry['name'] == name:
