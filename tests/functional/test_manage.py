@@ -29,6 +29,7 @@ from tests.functional.conftest import REPO
 
 LAB_DIR = os.environ.get('FASTCLONE_LAB_DIR', os.path.join(REPO, '.lab'))
 GLANCE_DIR = os.path.join(LAB_DIR, 'glance')
+TEST_IMAGE_PREFIX = 'fastclone-test-'   # conftest.Images names them so
 
 
 def _free_port():
@@ -95,9 +96,16 @@ def conf(lab, tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def raw_image(images, glance, lab):
-    """The lab as set up: earlier modules' test images gone, one raw."""
+    """The lab as set up, with one raw image.
+
+    Test images are gone first: this session's earlier modules', and those
+    a killed session left.
+    """
     images.cleanup()
     images.ids.clear()
+    for image in list(glance.images.list()):
+        if image.name and image.name.startswith(TEST_IMAGE_PREFIX):
+            glance.images.delete(image.id)
     return images.upload(images.write(make_data(4 << 20), 'doctor.raw'))
 
 
