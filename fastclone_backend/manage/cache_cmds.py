@@ -23,7 +23,7 @@ from fastclone_backend import exception as fc_exception
 from fastclone_backend import glancerecord
 from fastclone_backend import imagepath
 from fastclone_backend import lifecycle
-from fastclone_backend.manage import probes
+from fastclone_backend.manage import glanceprobe
 from fastclone_backend.manage import util
 from fastclone_backend import populate
 from fastclone_backend import statsstore
@@ -108,7 +108,7 @@ class CachePrefetch(lister.Lister):
     def take_action(self, parsed_args):
         ctx = self.app.context
         if parsed_args.all:
-            ids = [i['id'] for i in probes.active_images(ctx)]
+            ids = [i['id'] for i in glanceprobe.active_images(ctx)]
         elif parsed_args.images:
             ids = parsed_args.images
         else:

@@ -19,6 +19,7 @@ from fastclone_backend import doctor
 from fastclone_backend import glancerecord
 from fastclone_backend import imagepath
 from fastclone_backend import location
+from fastclone_backend.manage import glanceprobe
 from fastclone_backend.manage import probes
 from fastclone_backend.manage import util
 
@@ -40,7 +41,7 @@ class Doctor(lister.Lister):
     def take_action(self, parsed_args):
         ctx = self.app.context
         if parsed_args.image:
-            verdicts = probes.image_checks(ctx, parsed_args.image)
+            verdicts = glanceprobe.image_checks(ctx, parsed_args.image)
         else:
             verdicts = probes.run_all(ctx)
         self.verdicts = verdicts

@@ -12,43 +12,26 @@
 
 """What the doctor reads: thin I/O around :mod:`fastclone_backend.doctor`.
 
-Each ``probe_*`` reads one thing (nova.conf, the cluster as Nova's Ceph
-user, the host, Glance) and hands plain facts to a verdict function.
-Nothing is changed, but for one probe object created and removed in the
-instances and cache pools.
+Each probe reads one thing (nova.conf here, the cluster in
+:mod:`cephprobe`, Glance and the images in :mod:`glanceprobe`, the host
+here) and hands plain facts to a verdict function.
 """
 
-import calendar
-import json
 import os
 import shutil
-import socket
 import subprocess
-import time
 
 import nova.conf
-from nova.storage import rbd_utils
 
-from fastclone_backend import cache
-from fastclone_backend import cluster
 from fastclone_backend import doctor
-from fastclone_backend import glancerecord
 from fastclone_backend import hook
-from fastclone_backend import imagepath
-from fastclone_backend import location
+from fastclone_backend.manage import cephprobe
+from fastclone_backend.manage import glanceprobe
 
 CONF = nova.conf.CONF
-
-PROBE_OBJECT = 'fastclone-doctor-probe-%s-%d' % (socket.gethostname(),
-                                                 os.getpid())
-CMD_TIMEOUT = 30
+CMD_TIMEOUT = cephprobe.CMD_TIMEOUT
 
 
-def _err(e) -> str:
-    return '%s: %s' % (type(e).__name__, e)
-
-
-# ---------------------------------------------------------------- nova.conf
 def conf_checks() -> list:
     lv = CONF.libvirt
     return [
@@ -63,190 +46,6 @@ def conf_checks() -> list:
     ]
 
 
-def pools_wanted() -> dict:
-    wanted = {p: '[fastclone] clone_allowed_pools'
-              for p in CONF.fastclone.clone_allowed_pools}
-    wanted[cache_pool()] = '[fastclone] cache_pool'
-    wanted[CONF.libvirt.images_rbd_pool] = '[libvirt] images_rbd_pool'
-    return wanted
-
-
-def cache_pool() -> str:
-    return CONF.fastclone.cache_pool or CONF.libvirt.images_rbd_pool
-
-
-# ---------------------------------------------------------------- Ceph
-def connect():
-    """(connected rados.Rados or None, verdict)."""
-    lv = CONF.libvirt
-    user = lv.rbd_user or 'admin'
-    start = time.monotonic()
-    client = rbd_utils.rados.Rados(rados_id=lv.rbd_user,
-                                   conffile=lv.images_rbd_ceph_conf or '')
-    try:
-        client.connect(timeout=lv.rbd_connect_timeout)
-    except Exception as e:
-        client.shutdown()
-        return None, doctor.check_connect(user, lv.images_rbd_ceph_conf,
-                                          _err(e), 0.0,
-                                          lv.rbd_connect_timeout)
-    return client, doctor.check_connect(user, lv.images_rbd_ceph_conf, None,
-                                        time.monotonic() - start,
-                                        lv.rbd_connect_timeout)
-
-
-def ceph_checks(client) -> list:
-    user = CONF.libvirt.rbd_user or 'admin'
-    wanted = pools_wanted()
-    existing = set(client.list_pools())
-    found = [doctor.check_pools(wanted, existing)]
-    all_pools = sorted(wanted)
-    for pool in CONF.fastclone.clone_allowed_pools:
-        if pool in existing:
-            found.append(doctor.check_pool_access(
-                user, pool, 'Glance', 'read', _read(client, pool),
-                all_pools))
-    writable = {CONF.libvirt.images_rbd_pool: 'instances'}
-    writable.setdefault(cache_pool(), 'cache')
-    if cache_pool() == CONF.libvirt.images_rbd_pool:
-        writable[cache_pool()] = 'instances+cache'
-    for pool, role in writable.items():
-        if pool in existing:
-            found.append(doctor.check_pool_access(
-                user, pool, role, 'write', _write(client, pool), all_pools))
-    found.append(doctor.check_mgr(user, _mgr_error(client, 'rbd task list'),
-                                  all_pools))
-    found.append(_clone_format(client))
-    schedules = _schedules(client)
-    found.append(doctor.check_trash_schedule(
-        {p: schedules.get(p, []) for p in
-         dict.fromkeys(list(CONF.fastclone.clone_allowed_pools) +
-                       [cache_pool()]) if p in existing}))
-    found.append(doctor.check_leases(leases(client, existing), time.time()))
-    return found
-
-
-def _read(client, pool):
-    try:
-        with client.open_ioctx(pool) as ioctx:
-            rbd_utils.rbd.RBD().list(ioctx)
-    except Exception as e:
-        return _err(e)
-    return None
-
-
-def _write(client, pool):
-    try:
-        with client.open_ioctx(pool) as ioctx:
-            ioctx.write_full(PROBE_OBJECT, b'fastclone doctor probe')
-            ioctx.remove_object(PROBE_OBJECT)
-    except Exception as e:
-        return _err(e)
-    return None
-
-
-def _mgr(client, prefix, **args):
-    cmd = dict(args, prefix=prefix, format='json')
-    ret, out, err = client.mgr_command(json.dumps(cmd), b'',
-                                       timeout=CMD_TIMEOUT)
-    return ret, out, err
-
-
-def _mgr_error(client, prefix, **args):
-    try:
-        ret, _out, err = _mgr(client, prefix, **args)
-    except Exception as e:
-        return _err(e)
-    return '%s (%d)' % (err or 'refused', ret) if ret else None
-
-
-def _schedules(client) -> dict:
-    """{pool: [interval, ...]} of the rbd trash purge schedules."""
-    try:
-        ret, out, _err = _mgr(client, 'rbd trash purge schedule list')
-    except Exception:
-        return {}
-    if ret:
-        return {}
-    return schedules_by_pool(json.loads(out or b'{}'))
-
-
-def schedules_by_pool(levels: dict) -> dict:
-    """The mgr's {id: {name: 'pool/[ns]', schedule: [...]}}, by pool."""
-    found = {}
-    for level in levels.values():
-        pool = level.get('name', '').split('/')[0]
-        found.setdefault(pool, []).extend(
-            s.get('interval', '?') for s in level.get('schedule') or ())
-    return found
-
-
-def _clone_format(client):
-    cmd = json.dumps({'prefix': 'osd get-require-min-compat-client',
-                      'format': 'json'})
-    ret, out, err = client.mon_command(cmd, b'')
-    min_compat = out.decode().strip().strip('"') if not ret else '?'
-    setting = client.conf_get('rbd_default_clone_format')
-    return doctor.check_clone_format(
-        setting, min_compat, cluster.clone_format_for(setting, min_compat))
-
-
-# ---------------------------------------------------------------- leases
-def _lock_info(pool, obj, name) -> list:
-    lv = CONF.libvirt
-    cmd = ['rados', '-p', pool, 'lock', 'info', obj, name, '--format',
-           'json']
-    if lv.images_rbd_ceph_conf:
-        cmd += ['-c', lv.images_rbd_ceph_conf]
-    if lv.rbd_user:
-        cmd += ['--id', lv.rbd_user]
-    proc = subprocess.run(cmd, capture_output=True, text=True,
-                          timeout=CMD_TIMEOUT)
-    if proc.returncode:
-        return []
-    return json.loads(proc.stdout or '{}').get('lockers', [])
-
-
-def _expires(text: str) -> float:
-    if not text or text.startswith('0.0'):
-        return 0.0
-    try:
-        return float(calendar.timegm(time.strptime(text[:19],
-                                                   '%Y-%m-%dT%H:%M:%S')))
-    except ValueError:
-        return 0.0
-
-
-def _dead(cookie: str) -> bool:
-    """A holder on this host whose process is gone (host:pid:token)."""
-    parts = cookie.split(':')
-    if len(parts) != 3 or parts[0] != socket.gethostname():
-        return False
-    return parts[1].isdigit() and not os.path.exists('/proc/' + parts[1])
-
-
-def leases(client, existing) -> list:
-    """The population and lifecycle leases held in the cache pool."""
-    pool = cache_pool()
-    if pool not in existing:
-        return []
-    with client.open_ioctx(pool) as ioctx:
-        names = rbd_utils.rbd.RBD().list(ioctx)
-    objects = [(cache.LIFECYCLE_OBJECT, 'lifecycle')]
-    objects += [(cache.lock_object(i), cache.LOCK_NAME) for i in sorted(
-        {cache.image_id_of(n) for n in names if cache.is_cache_name(n)})]
-    found = []
-    for obj, lock in objects:
-        for holder in _lock_info(pool, obj, lock):
-            found.append({'pool': pool, 'object': obj, 'lock': lock,
-                          'client': holder.get('name', '?').split('.')[-1],
-                          'cookie': holder.get('cookie', ''),
-                          'expires': _expires(holder.get('expiration')),
-                          'dead': _dead(holder.get('cookie', ''))})
-    return found
-
-
-# ---------------------------------------------------------------- host
 def qemu_check():
     if shutil.which('qemu-img') is None:
         return doctor.check_qemu_img('', (), True)
@@ -268,96 +67,16 @@ def nova_check():
 
 
 # ---------------------------------------------------------------- Glance
-def glance_endpoint() -> str:
-    return (CONF.glance.endpoint_override or
-            ', '.join(CONF.glance.api_servers or ()) or '(the catalog)')
-
-
-def active_images(context) -> list:
-    from nova.virt.libvirt import imagebackend
-    images = imagebackend.IMAGE_API.get_all(context)
-    return [i for i in images if i.get('status') == 'active']
-
-
-def glance_checks(context, client_ok: bool) -> list:
-    try:
-        listed = active_images(context)
-    except Exception as e:
-        return [doctor.check_glance(glance_endpoint(), _err(e), 0)]
-    found = [doctor.check_glance(glance_endpoint(), None, len(listed))]
-    if not client_ok:
-        return found
-    records = []
-    for image in listed:
-        try:
-            records.append(glancerecord.show(context, image['id']))
-        except Exception:
-            continue   # deleted meanwhile
-    found.append(_locations(context, records))
-    found.append(scan(context, records))
-    return found
-
-
-def _locations(context, records):
-    raw = [r for r in records if r.get('disk_format') == 'raw']
-    rbd_sample = next((r['id'] for r in raw if any(
-        u.startswith(location.SCHEME)
-        for u in location.candidate_urls(r))), None)
-    any_shown = any(location.candidate_urls(r) for r in raw)
-    api_sample = None
-    if not rbd_sample and raw and CONF.fastclone.use_location_api:
-        disk = imagepath.probe_disk()
-        if disk._location_api_urls(context, raw[0]['id']):
-            api_sample = raw[0]['id']
-    return doctor.check_locations(len(raw), rbd_sample, any_shown,
-                                  api_sample,
-                                  CONF.fastclone.use_location_api)
-
-
-def scan(context, records):
-    disk = imagepath.probe_disk()
-    paths = [imagepath.find(context, r, disk) for r in records]
-    refusals = [(p.image_id, cat, why) for p in paths
-                for _url, cat, why in p.refusals]
-    return doctor.check_images(paths, refusals)
-
-
-def image_checks(context, image_id) -> list:
-    """doctor --image: the path of one image, as verdicts."""
-    path = imagepath.find(context, glancerecord.show(context, image_id))
-    return path_verdicts(path)
-
-
-def path_verdicts(path) -> list:
-    status = {'direct': doctor.PASS, 'cache': doctor.WARN,
-              'stock': doctor.WARN, 'refused': doctor.FAIL}[path.kind]
-    fix = ''
-    if path.kind in ('cache', 'stock'):
-        fix = ' | '.join(sorted({doctor.FIXES[c]
-                                 for _u, c, _w in path.refusals}))
-    elif path.kind == 'refused':
-        fix = doctor.FIXES['refused']
-    found = [doctor.Verdict('image %s' % path.image_id, status,
-                            '%s: %s' % (path.kind, path.why), fix)]
-    for url, cat, why in path.refusals:
-        if url:
-            found.append(doctor.Verdict(
-                'location %s' % location.short(url),
-                doctor.PASS if path.kind == 'direct' else doctor.WARN,
-                '%s: %s' % (cat, why), doctor.FIXES[cat]))
-    return found
-
-
 def run_all(context) -> list:
     found = conf_checks()
-    client, verdict = connect()
+    client, verdict = cephprobe.connect()
     found.append(verdict)
     if client is not None:
         try:
-            found += ceph_checks(client)
+            found += cephprobe.ceph_checks(client)
         finally:
             client.shutdown()
     found.append(qemu_check())
-    found += glance_checks(context, client is not None)
+    found += glanceprobe.glance_checks(context, client is not None)
     found.append(nova_check())
     return found

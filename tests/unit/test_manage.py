@@ -10,7 +10,9 @@ import fixtures
 from fastclone_backend import doctor
 from fastclone_backend import explain
 from fastclone_backend.manage import app
+from fastclone_backend.manage import cephprobe
 from fastclone_backend.manage import clidoc
+from fastclone_backend.manage import glanceprobe
 from fastclone_backend.manage import probes
 from tests.unit import base
 
@@ -71,7 +73,7 @@ class AppTestCase(base.TestCase):
 
     def test_doctor_image_runs_only_the_image_checks(self):
         verdicts = [doctor.Verdict('image x', doctor.PASS, 'direct: ...')]
-        with mock.patch.object(probes, 'image_checks', autospec=True,
+        with mock.patch.object(glanceprobe, 'image_checks', autospec=True,
                                return_value=verdicts) as checks, \
                 mock.patch.object(probes, 'run_all', autospec=True) as full:
             rc, out, err = self._run('doctor', '--image', IMAGE, '-f',
@@ -88,18 +90,18 @@ class ProbeHelpersTestCase(base.TestCase):
             {'interval': '1d', 'start_time': None}]},
             '3': {'name': 'vms/ns1', 'schedule': [{'interval': '6h'}]}}
         self.assertEqual({'images': ['1d'], 'vms': ['6h']},
-                         probes.schedules_by_pool(levels))
+                         cephprobe.schedules_by_pool(levels))
 
     def test_dead_holder_is_a_local_pid_that_is_gone(self):
-        host = probes.socket.gethostname()
-        self.assertFalse(probes._dead('%s:%d:ab' % (host, os.getpid())))
-        self.assertTrue(probes._dead('%s:999999999:ab' % host))
-        self.assertFalse(probes._dead('elsewhere:999999999:ab'))
-        self.assertFalse(probes._dead('not a cookie'))
+        host = cephprobe.socket.gethostname()
+        self.assertFalse(cephprobe._dead('%s:%d:ab' % (host, os.getpid())))
+        self.assertTrue(cephprobe._dead('%s:999999999:ab' % host))
+        self.assertFalse(cephprobe._dead('elsewhere:999999999:ab'))
+        self.assertFalse(cephprobe._dead('not a cookie'))
 
     def test_expiration(self):
-        self.assertEqual(0.0, probes._expires('0.000000'))
-        self.assertEqual(1798801200.0, probes._expires(
+        self.assertEqual(0.0, cephprobe._expires('0.000000'))
+        self.assertEqual(1798801200.0, cephprobe._expires(
             '2027-01-01T11:00:00.169303+0000'))
 
     def test_path_verdicts(self):
@@ -107,11 +109,12 @@ class ProbeHelpersTestCase(base.TestCase):
             IMAGE)
         path = explain.Path(IMAGE, 'cache', 'no location can be cloned',
                             refusals=((url, 'other cluster', 'fsid'),))
-        found = probes.path_verdicts(path)
+        found = glanceprobe.path_verdicts(path)
         self.assertEqual([doctor.WARN, doctor.WARN],
                          [v.status for v in found])
         self.assertEqual(doctor.FIXES['other cluster'], found[0].fix)
-        refused = probes.path_verdicts(explain.Path(IMAGE, 'refused', 'x'))
+        refused = glanceprobe.path_verdicts(
+            explain.Path(IMAGE, 'refused', 'x'))
         self.assertEqual(doctor.FAIL, refused[0].status)
 
 
