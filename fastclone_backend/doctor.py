@@ -285,6 +285,10 @@ FIXES = {
 }
 
 
+def _short(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + '...'
+
+
 def check_images(paths: list, location_refusals: list) -> Verdict:
     """How the active images would boot.
 
@@ -304,7 +308,8 @@ def check_images(paths: list, location_refusals: list) -> Verdict:
         problems.setdefault(category, []).append(image_id)
     for path in paths:
         if path.kind == 'refused':
-            problems.setdefault('refused', []).append(path.image_id)
+            problems.setdefault('refused', []).append(
+                '%s (%s)' % (path.image_id, _short(path.why)))
     if not problems:
         return _v(name, PASS, saw)
     details = '; '.join('%s: %s' % (cat, ', '.join(sorted(set(ids))))

@@ -161,7 +161,7 @@ def test_images_by_category_with_fixes():
         [_path('a', 'direct'), _path('b', 'cache'), _path('c', 'refused')],
         [('a', 'other cluster', 'fsid'), ('b', 'format', 'qcow2')])
     assert verdict.status == doctor.WARN
-    assert ('(format: b; other cluster: a; refused: c)' in verdict.saw)
+    assert '(format: b; other cluster: a; refused: c (w))' in verdict.saw
     assert verdict.fix == ' | '.join([
         'format: ' + doctor.FIXES['format'],
         'other cluster: ' + doctor.FIXES['other cluster'],
