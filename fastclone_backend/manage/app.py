@@ -56,12 +56,11 @@ def command_manager() -> commandmanager.CommandManager:
 class ManageApp(app.App):
 
     def __init__(self, **kwargs):
-        from nova import version
         super().__init__(
             description='Check, explain and manage fastclone-backend '
                         '(the fastrbd image backend of Nova) on a compute '
                         'host.',
-            version=version.version_string(),
+            version=version_string(),
             command_manager=command_manager(), deferred_help=True, **kwargs)
         self.context = None
 
@@ -88,6 +87,14 @@ class ManageApp(app.App):
             return
         parse_nova_conf(self.options.config_file, self.options.config_dir)
         self.context = make_context(self.options.os_token)
+
+
+def version_string() -> str:
+    from nova import version
+    import pbr.version
+    return '%s (nova %s)' % (
+        pbr.version.VersionInfo('fastclone-backend').version_string(),
+        version.version_string())
 
 
 def parse_nova_conf(files, dirs) -> None:
