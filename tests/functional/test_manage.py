@@ -391,6 +391,17 @@ def test_prefetch_then_spawn_is_a_cache_hit(nova_ctx, lab, conf, images,
         counts = {r['Name']: r['Value'] for r in stats
                   if r['Kind'] == 'count'}
         assert counts['populations'] >= 1 and counts['downloads'] >= 1
+        queued = manage_json(lab, conf, 'flatten', instance.uuid)
+        assert queued['image'] == '%s/%s' % (lab.vms_pool, disk.rbd_name)
+        assert queued['task']
+        deadline = time.monotonic() + 120
+        while len(manage_json(lab, conf, 'chain', 'show',
+                              instance.uuid)) > 1:
+            assert time.monotonic() < deadline, 'not flattened in 120 s'
+            time.sleep(2)
+        evicted = manage_json(lab, conf, 'cache', 'evict', image.id)
+        assert evicted['action'] == 'removed'   # no clone left
+        assert cache.base_name(image.id) not in rbd.RBD().list(vms)
     finally:
         novaflow.delete_instance_disks(instance)
         _remove_base(image.id)
