@@ -385,6 +385,14 @@ def test_prefetch_then_spawn_is_a_cache_hit(nova_ctx, lab, conf, images,
         assert [(r['Level'], r['Image']) for r in chain] == [
             (0, '%s/%s' % (lab.vms_pool, disk.rbd_name)),
             (1, '%s/%s' % (lab.vms_pool, cache.base_name(image.id)))]
+        shown = manage_json(lab, conf, 'cache', 'show', image.id)
+        assert (shown['state'], shown['children']) == (
+            'ready', '%s/%s' % (lab.vms_pool, disk.rbd_name))
+        assert 'os_hash_value=%s' % image.os_hash_value in \
+            shown['fingerprint']
+        per_process = manage_json(lab, conf, 'cache', 'stats',
+                                  '--per-process')
+        assert {r['Process'] for r in per_process} - {'all'}
         got, out, err = manage(lab, conf, 'cache', 'evict', image.id)
         assert got == 1 and 'has 1 clones' in err, (out, err)
         stats = manage_json(lab, conf, 'cache', 'stats')
