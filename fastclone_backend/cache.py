@@ -30,6 +30,7 @@ on every host, is then a clone of that snapshot.
 
 import collections
 import contextlib
+import threading
 import time
 
 BASE_PREFIX = 'fastclone-base-'
@@ -54,13 +55,38 @@ STATS = collections.Counter()
 SECONDS = collections.Counter()
 
 
+_STAGES = threading.local()   # the current population's stage times
+
+
 @contextlib.contextmanager
 def timed(step: str):
     start = time.monotonic()
     try:
         yield
     finally:
-        SECONDS[step] += time.monotonic() - start
+        spent = time.monotonic() - start
+        SECONDS[step] += spent
+        stages = getattr(_STAGES, 'current', None)
+        if stages is not None:
+            stages[step] = stages.get(step, 0.0) + spent
+
+
+@contextlib.contextmanager
+def stages():
+    """Collect this thread's timed() steps in a dict while inside.
+
+    One population's download, inspect, convert, publish, ...
+    """
+    outer = getattr(_STAGES, 'current', None)
+    _STAGES.current = found = {}
+    try:
+        yield found
+    finally:
+        _STAGES.current = outer
+
+
+def describe_stages(found: dict) -> str:
+    return ', '.join('%s %.2f s' % item for item in found.items())
 
 
 def base_name(image_id: str) -> str:

@@ -21,7 +21,11 @@
 3. ``imagebackend.Backend`` maps both ``rbd`` and ``fastrbd`` to FastRbd;
 4. ``LibvirtDriver.manage_image_cache`` (Nova's periodic image-cache pass)
    also runs the cluster-wide lifecycle pass
-   (:mod:`fastclone_backend.lifecycle`) when Nova runs as rbd.
+   (:mod:`fastclone_backend.lifecycle`) when Nova runs as rbd, and records
+   this process's counters in RADOS (:mod:`fastclone_backend.statsstore`);
+5. ``LibvirtDriver.cache_image`` (Nova's image precache API) warms the
+   Ceph base instead of the local ``_base`` when Nova runs as rbd
+   (:mod:`fastclone_backend.precache`).
 
 Both the driver's start (the first ``Backend``) and each periodic pass
 also sweep this host's work directory of files left by populations that
@@ -118,11 +122,29 @@ def _patched_manage_image_cache(original):
         if nova.conf.CONF.libvirt.images_type == 'rbd':
             from fastclone_backend import cluster
             from fastclone_backend import lifecycle
+            from fastclone_backend import statsstore
             from fastclone_backend import workdir
             workdir.sweep_quietly(nova.conf.CONF)   # this host's files
-            lifecycle.periodic_pass(context, cluster.SharedRBDDriver())
+            driver = cluster.SharedRBDDriver()
+            lifecycle.periodic_pass(context, driver)
+            statsstore.flush_quietly(driver)
     manage_image_cache.fastclone_original = original
     return manage_image_cache
+
+
+def _patched_cache_image(original):
+    @functools.wraps(original)
+    def cache_image(self, context, image_id):
+        import nova.conf
+        if nova.conf.CONF.libvirt.images_type != 'rbd':
+            return original(self, context, image_id)
+        from fastclone_backend import precache
+        warmed = precache.warm(context, image_id)
+        if warmed is precache.STOCK:
+            return original(self, context, image_id)
+        return warmed
+    cache_image.fastclone_original = original
+    return cache_image
 
 
 def _patched_parse_args(original):
@@ -151,11 +173,14 @@ def install() -> None:
     _saved['backend_init'] = imagebackend.Backend.__init__
     _saved['parse_args'] = nova_config.parse_args
     _saved['manage_image_cache'] = driver.LibvirtDriver.manage_image_cache
+    _saved['cache_image'] = driver.LibvirtDriver.cache_image
     imagebackend.Backend.__init__ = _patched_backend_init(
         _saved['backend_init'])
     nova_config.parse_args = _patched_parse_args(_saved['parse_args'])
     driver.LibvirtDriver.manage_image_cache = _patched_manage_image_cache(
         _saved['manage_image_cache'])
+    driver.LibvirtDriver.cache_image = _patched_cache_image(
+        _saved['cache_image'])
 
 
 def uninstall() -> None:
@@ -169,6 +194,7 @@ def uninstall() -> None:
     nova_config.parse_args = _saved.pop('parse_args')
     driver.LibvirtDriver.manage_image_cache = _saved.pop(
         'manage_image_cache')
+    driver.LibvirtDriver.cache_image = _saved.pop('cache_image')
     _images_type_opt().type.choices.pop(FASTRBD, None)
     _state.update(requested=None, announced=False)
 

@@ -44,6 +44,7 @@ from fastclone_backend import inspect
 from fastclone_backend import location
 from fastclone_backend import populate
 from fastclone_backend import snapfacts
+from fastclone_backend import statsstore
 
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
@@ -194,6 +195,7 @@ class FastRbd(imagebackend.Rbd):
         try:
             source, reasons = self._find_source(context, image_meta, limit)
         except fc_exception.ImageRejected as e:
+            cache.STATS['refusals'] += 1
             raise exception.ImageUnacceptable(image_id=image_id,
                                               reason=e.reason)
         if source is None:
@@ -261,13 +263,18 @@ class FastRbd(imagebackend.Rbd):
             url, base_size, hit = populate.Populator(self.driver).ensure(
                 context, image_meta, limit)
         except (fc_exception.ImageRejected, fc_exception.CacheError) as e:
+            if isinstance(e, fc_exception.ImageRejected):
+                cache.STATS['refusals'] += 1
             raise exception.ImageUnacceptable(image_id=image_id,
                                               reason=str(e))
         except fc_exception.CacheUnavailable as e:
             self._degrade(e, image_meta)
-        LOG.info('image %(image)s: cache %(what)s for %(disk)s',
-                 {'image': image_id, 'what': 'hit' if hit else 'miss',
-                  'disk': self.rbd_name})
+        cache.STATS['hits' if hit else 'misses'] += 1
+        if not hit:
+            statsstore.flush_quietly(self.driver)   # once per population
+        LOG.debug('image %(image)s: cache %(what)s for %(disk)s',
+                  {'image': image_id, 'what': 'hit' if hit else 'miss',
+                   'disk': self.rbd_name})
         return url, base_size
 
     def _degrade(self, error, image_meta) -> None:
@@ -284,6 +291,7 @@ class FastRbd(imagebackend.Rbd):
             same_pool=pool == self.driver.pool)
         fallback = degrade.fall_back(error.kind, room)
         cache.STATS[degrade.outcome(error.kind, fallback)] += 1
+        statsstore.flush_quietly(self.driver)   # for cache stats, doctor
         if fallback:
             cache.STATS['fallbacks'] += 1
             LOG.warning('%(err)s. This spawn takes Nova\'s own download '
@@ -402,11 +410,12 @@ class FastRbd(imagebackend.Rbd):
         except fc_exception.CephTimeout:
             with excutils.save_and_reraise_exception():
                 self._remove_partial()
-        LOG.info('image %(image)s: cloned %(src)s to %(pool)s/%(dst)s in '
-                 '%(ms).1f ms', {'image': image_id, 'src': loc.spec,
-                                 'pool': self.driver.pool,
-                                 'dst': self.rbd_name,
-                                 'ms': (time.monotonic() - start) * 1000})
+        cache.STATS['clones'] += 1
+        LOG.debug('image %(image)s: cloned %(src)s to %(pool)s/%(dst)s in '
+                  '%(ms).1f ms', {'image': image_id, 'src': loc.spec,
+                                  'pool': self.driver.pool,
+                                  'dst': self.rbd_name,
+                                  'ms': (time.monotonic() - start) * 1000})
 
     def _remove_partial(self) -> None:
         """Remove what a failed clone may have made, if Ceph answers.

@@ -94,6 +94,13 @@ def periodic_pass(context, driver) -> None:
                       'periodic pass tries again')
 
 
+def dry_run(context, driver) -> list:
+    """What a pass would do now, as (action, target, why); no lease."""
+    store = basestore.BaseStore(driver)
+    with store.ioctx() as ioctx:
+        return Pass(context, driver, store, Records(ioctx)).dry_run()
+
+
 def run_pass(context, driver, force: bool = False) -> dict:
     """One pass, unless another host runs one or ran one recently.
 
@@ -133,9 +140,8 @@ class Pass:
         self.report = {'ran': True, 'retired': [], 'removed': [],
                        'purged': [], 'flatten': [], 'kept': []}
 
-    def run(self) -> dict:
-        start = time.monotonic()
-        now = time.time()
+    def survey_and_plan(self, now: float):
+        """(bases, trash entries, Glance states, Plan): nothing done."""
         bases = self.store.survey()
         entries = [e for pool in self._trash_pools()
                    for e in trash.entries(self.driver, pool)]
@@ -145,6 +151,37 @@ class Pass:
         plan = policy.Plan()
         policy.plan_bases(bases, glance, now, self.rules, plan)
         policy.plan_trash(entries, glance, now, self.rules, plan)
+        return bases, entries, glance, plan
+
+    def dry_run(self) -> list:
+        """What a pass would do now: (action, target, why) rows.
+
+        Flattens are those of the pinned parents as they are before the
+        pass (a base it would retire with clones counts as pinned).
+        """
+        now = time.time()
+        bases, entries, glance, plan = self.survey_and_plan(now)
+        rows = [('retire', self._spec(n), why) for n, why in plan.retire]
+        rows += [('remove', self._spec(n), why) for n, why in plan.remove]
+        rows += [('purge', '%s/%s' % (e.pool, e.name), why)
+                 for e, why in plan.purge]
+        going = {n for n, _ in plan.retire}
+        pinned = {self._spec(b.name): b.children for b in bases
+                  if b.children and (b.kind == 'retired' or b.name in going)}
+        pinned.update(self._pinned_trash(entries, glance, plan))
+        try:
+            in_flight = flatten.in_flight(self.driver)
+        except (flatten.MgrRefused, rbd_utils.rados.Error) as e:
+            return rows + [('flatten', '-', 'not possible: %s' % e)]
+        flat = policy.plan_flatten(self._clones(pinned), set(pinned),
+                                   in_flight, now, self.rules,
+                                   policy.Plan())
+        return rows + [('flatten', spec, why) for spec, why in flat.flatten]
+
+    def run(self) -> dict:
+        start = time.monotonic()
+        now = time.time()
+        bases, entries, glance, plan = self.survey_and_plan(now)
         pinned = self._act_on_bases(plan, bases)
         self._purge(plan)
         pinned.update(self._pinned_trash(entries, glance, plan))
@@ -210,6 +247,11 @@ class Pass:
         except (flatten.MgrRefused, rbd_utils.rados.Error) as e:
             flatten.warn_once(self.driver, CONF.libvirt.images_rbd_pool, e)
             return
+        plan = policy.plan_flatten(self._clones(pinned), set(pinned),
+                                   in_flight, now, self.rules, policy.Plan())
+        self._track(plan.flatten, in_flight)
+
+    def _clones(self, pinned: dict) -> list:
         clones = []
         if self.rules.flatten_retired:
             clones += [policy.Clone(spec=kid, parent=parent)
@@ -217,9 +259,7 @@ class Pass:
         if self.rules.max_depth or self.rules.flatten_older_than:
             clones += chains.Scanner(self.driver).clones(
                 CONF.libvirt.images_rbd_pool)
-        plan = policy.plan_flatten(clones, set(pinned), in_flight, now,
-                                   self.rules, policy.Plan())
-        self._track(plan.flatten, in_flight)
+        return clones
 
     def _track(self, wanted, in_flight) -> None:
         """Queue the flattens; re-queue lost ones; forget finished ones."""

@@ -125,17 +125,26 @@ class Populator:
                  {'image': image_id, 'pool': self.store.pool,
                   'name': cache.base_name(image_id)})
         self.held = held
+        start = time.monotonic()
         try:
-            self._fill(context, image_meta, max_virtual_size, tmp, token)
-            held.confirm('publish')
-            with cache.timed('publish'), stage(image_id, 'publish'):
-                size = self.store.publish(tmp, image_meta)
+            with cache.stages() as stages:
+                self._fill(context, image_meta, max_virtual_size, tmp,
+                           token)
+                held.confirm('publish')
+                with cache.timed('publish'), stage(image_id, 'publish'):
+                    size = self.store.publish(tmp, image_meta)
         except Exception:
             with excutils.save_and_reraise_exception():
                 self._discard(tmp)
-        LOG.info('image %(image)s: cached as %(pool)s/%(name)s@%(snap)s',
+        cache.STATS['populations'] += 1
+        LOG.info('image %(image)s: cached as %(pool)s/%(name)s@%(snap)s: '
+                 '%(bytes)d bytes downloaded, %(size)d bytes virtual, in '
+                 '%(s).2f s (%(stages)s)',
                  {'image': image_id, 'pool': self.store.pool,
-                  'name': cache.base_name(image_id), 'snap': cache.SNAP})
+                  'name': cache.base_name(image_id), 'snap': cache.SNAP,
+                  'bytes': image_meta.get('size') or 0, 'size': size,
+                  's': time.monotonic() - start,
+                  'stages': cache.describe_stages(stages)})
         return size
 
     def _discard(self, tmp: str) -> None:

@@ -206,6 +206,55 @@ class ActOnBasesTestCase(base.TestCase):
         self.store.remove.assert_not_called()
 
 
+class DryRunTestCase(base.TestCase):
+    """What cache prune --dry-run prints: the pass's plan, nothing done."""
+
+    def setUp(self):
+        super().setUp()
+        fc_conf.register_opts(lifecycle.CONF)
+        self.flags(images_rbd_pool='vms', group='libvirt')
+        self.flags(flatten_retired_clones=True, clone_max_depth=0,
+                   group='fastclone')
+        self.store = mock.create_autospec(basestore.BaseStore,
+                                          instance=True)
+        self.store.pool = 'vms'
+        self.in_flight = self.useFixture(fixtures.MockPatchObject(
+            flatten, 'in_flight', autospec=True, return_value=set())).mock
+        self.submit = self.useFixture(fixtures.MockPatchObject(
+            flatten, 'submit', autospec=True)).mock
+        self.pass_ = lifecycle.Pass(mock.sentinel.ctx, mock.sentinel.driver,
+                                    self.store, mock.sentinel.records)
+
+    def _plan(self, bases, plan):
+        self.useFixture(fixtures.MockPatchObject(
+            lifecycle.Pass, 'survey_and_plan', autospec=True,
+            return_value=(bases, [], {}, plan)))
+
+    def test_rows_for_each_decision_and_no_action(self):
+        base = cache.base_name(IMAGE)
+        unused = cache.base_name(OTHER)
+        self._plan([policy.Base(base, children=(VM1,)),
+                    policy.Base(unused)],
+                   policy.Plan(retire=[(base, 'image deleted in Glance'),
+                                       (unused, 'unused for 90000 s')],
+                               remove=[(unused, 'unused for 90000 s')]))
+        rows = self.pass_.dry_run()
+        self.assertEqual([
+            ('retire', 'vms/' + base, 'image deleted in Glance'),
+            ('retire', 'vms/' + unused, 'unused for 90000 s'),
+            ('remove', 'vms/' + unused, 'unused for 90000 s'),
+            ('flatten', VM1, 'pins vms/' + base)], rows)
+        self.store.retire.assert_not_called()
+        self.store.remove.assert_not_called()
+        self.submit.assert_not_called()
+
+    def test_mgr_refusal_is_a_row(self):
+        self._plan([], policy.Plan())
+        self.in_flight.side_effect = flatten.MgrRefused('EACCES')
+        self.assertEqual([('flatten', '-', 'not possible: EACCES')],
+                         self.pass_.dry_run())
+
+
 class PeriodicPassTestCase(base.TestCase):
 
     def test_failure_is_logged_not_raised(self):
