@@ -184,7 +184,8 @@ def check_leases(leases: list, now: float) -> Verdict:
         return _v(name, PASS, '%d held, %d expired (the next holder breaks '
                   'them)' % (len(leases) - len(expired), len(expired)))
     return _v(name, WARN, '; '.join(
-        '%s held by %s, whose process is gone' % (x['object'], x['cookie'])
+        '%s held by %s, whose process is gone or no longer answers' % (
+            x['object'], x['cookie'])
         for x in stuck), ' && '.join(
         'rados -p %s lock break %s %s client.%s --lock-cookie %s' % (
             x['pool'], x['object'], x['lock'], x['client'], x['cookie'])

@@ -135,23 +135,29 @@ def remove_quietly(ioctx, obj: str) -> None:
         LOG.debug('removing %(obj)s: %(err)s', {'obj': obj, 'err': e})
 
 
-def take_over_if_dead(ioctx, lock_obj: str, name: str, rados_mod,
-                      clock=time.monotonic) -> bool:
-    """Break the lock if its holder's client is dead; True if broken."""
+def dead_holder(ioctx, lock_obj: str, rados_mod, clock=time.monotonic):
+    """The holder record of the lock, if its client is dead; else None."""
     try:
         holder = parse_holder(ioctx.get_xattr(lock_obj, HOLDER_XATTR))
     except rados_mod.Error:
-        return False
+        return None
     if holder is None:
-        return False
+        return None
     start = clock()
     try:
         ioctx.notify(holder['watch'], 'alive?', int(NOTIFY_SECONDS * 1000))
-        return False
+        return None
     except rados_mod.Error as e:
         timed_out = getattr(e, 'errno', None) == 110
-        if not dead_by_notify(clock() - start, timed_out):
-            return False
+        return holder if dead_by_notify(clock() - start, timed_out) else None
+
+
+def take_over_if_dead(ioctx, lock_obj: str, name: str, rados_mod,
+                      clock=time.monotonic) -> bool:
+    """Break the lock if its holder's client is dead; True if broken."""
+    holder = dead_holder(ioctx, lock_obj, rados_mod, clock)
+    if holder is None:
+        return False
     try:
         ioctx.execute(lock_obj, 'lock', 'break_lock',
                       break_op(name, holder['gid'], holder['cookie']))

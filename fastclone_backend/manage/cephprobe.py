@@ -29,6 +29,7 @@ from nova.storage import rbd_utils
 from fastclone_backend import cache
 from fastclone_backend import cluster
 from fastclone_backend import doctor
+from fastclone_backend import liveness
 
 CONF = nova.conf.CONF
 
@@ -204,6 +205,12 @@ def _dead(cookie: str) -> bool:
     return parts[1].isdigit() and not os.path.exists('/proc/' + parts[1])
 
 
+def _unanswering(ioctx, obj: str, cookie: str) -> bool:
+    """A holder on any host whose liveness watch no longer answers."""
+    holder = liveness.dead_holder(ioctx, obj, rbd_utils.rados)
+    return holder is not None and holder['cookie'] == cookie
+
+
 def leases(client, existing) -> list:
     """The population and lifecycle leases held in the cache pool."""
     pool = cache_pool()
@@ -215,13 +222,17 @@ def leases(client, existing) -> list:
     objects += [(cache.lock_object(i), cache.LOCK_NAME) for i in sorted(
         {cache.image_id_of(n) for n in names if cache.is_cache_name(n)})]
     found = []
-    for obj, lock in objects:
-        for holder in _lock_info(pool, obj, lock):
-            found.append({'pool': pool, 'object': obj, 'lock': lock,
-                          'client': holder.get('name', '?').split('.')[-1],
-                          'cookie': holder.get('cookie', ''),
-                          'expires': _expires(holder.get('expiration')),
-                          'dead': _dead(holder.get('cookie', ''))})
+    with client.open_ioctx(pool) as ioctx:
+        for obj, lock in objects:
+            for holder in _lock_info(pool, obj, lock):
+                cookie = holder.get('cookie', '')
+                found.append({
+                    'pool': pool, 'object': obj, 'lock': lock,
+                    'client': holder.get('name', '?').split('.')[-1],
+                    'cookie': cookie,
+                    'expires': _expires(holder.get('expiration')),
+                    'dead': _dead(cookie) or _unanswering(ioctx, obj,
+                                                          cookie)})
     return found
 
 

@@ -139,3 +139,13 @@ def test_lease_without_a_client_id_only_waits():
         assert not fc_lease.Lease(ioctx, OBJ, 10, _rados(),
                                   name='populate').acquire()
     take_over.assert_not_called()
+
+
+def test_dead_holder_is_the_record_of_a_holder_that_never_answers():
+    clock = fakes.Clock()
+    ioctx = _ioctx(3.0, clock, _timed_out())
+    assert liveness.dead_holder(ioctx, OBJ, _rados(), clock=clock) == {
+        'gid': 7, 'cookie': COOKIE, 'watch': WATCH}
+    ioctx.execute.assert_not_called()   # only take_over_if_dead breaks
+    assert liveness.dead_holder(_ioctx(0.01, clock), OBJ, _rados(),
+                                clock=clock) is None
