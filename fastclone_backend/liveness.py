@@ -30,6 +30,7 @@ lease then runs its course.
 
 import json
 import struct
+import threading
 import time
 
 from oslo_log import log as logging
@@ -81,7 +82,13 @@ def dead_by_notify(elapsed: float, timed_out: bool,
 
 
 class Beacon:
-    """The holder's side: a watch that answers for it while it lives."""
+    """The holder's side: a watch that answers for it while it lives.
+
+    The watch is made on an ioctx of its own (a dup of the lock's), which
+    stays open until the watch is closed: librados calls back into the
+    Python watch object, so one whose unwatch did not get through (the
+    cluster did not answer) is kept, never freed, and closed again later.
+    """
 
     def __init__(self, ioctx, lock_obj: str, cookie: str, gid: int):
         self.ioctx = ioctx
@@ -89,15 +96,18 @@ class Beacon:
         self.obj = watch_object(lock_obj, cookie)
         self.cookie = cookie
         self.gid = gid
+        self._io = None
         self._watch = None
 
     def start(self) -> None:
         """Watch our object; name it in the lock object (best effort)."""
+        close_pending()
         try:
+            self._io = self.ioctx.dup()
             self._drop_previous()
-            self.ioctx.write_full(self.obj, b'')
-            self._watch = self.ioctx.watch(self.obj, _answer)
-            self.ioctx.set_xattr(self.lock_obj, HOLDER_XATTR, holder_record(
+            self._io.write_full(self.obj, b'')
+            self._watch = self._io.watch(self.obj, _answer)
+            self._io.set_xattr(self.lock_obj, HOLDER_XATTR, holder_record(
                 self.gid, self.cookie, self.obj))
         except Exception as e:   # only fast takeover is lost
             LOG.warning('no liveness watch on %(obj)s (%(err)s): a takeover '
@@ -107,21 +117,52 @@ class Beacon:
     def _drop_previous(self) -> None:
         """The watch object of an earlier holder whose lock ran out."""
         try:
-            previous = parse_holder(self.ioctx.get_xattr(self.lock_obj,
-                                                         HOLDER_XATTR))
+            previous = parse_holder(self._io.get_xattr(self.lock_obj,
+                                                       HOLDER_XATTR))
         except Exception:   # no lock object yet, or no record
             return
         if previous and previous['watch'] != self.obj:
-            remove_quietly(self.ioctx, previous['watch'])
+            remove_quietly(self._io, previous['watch'])
 
     def stop(self) -> None:
-        if self._watch is not None:
-            try:
-                self._watch.close()
-            except Exception as e:
-                LOG.debug('closing watch on %(obj)s: %(err)s',
-                          {'obj': self.obj, 'err': e})
-        remove_quietly(self.ioctx, self.obj)
+        if self._io is None:
+            return
+        if self._watch is not None and not _close(self._watch, self._io):
+            with _PENDING_LOCK:
+                _PENDING.append((self._watch, self._io))
+            return
+        remove_quietly(self._io, self.obj)
+        self._io.close()
+
+
+# (watch, its ioctx) whose unwatch the cluster did not answer
+_PENDING: list = []
+_PENDING_LOCK = threading.Lock()
+
+
+def _close(watch, io) -> bool:
+    """Unwatch; False if the cluster did not answer (try again later)."""
+    try:
+        watch.close()
+        return True
+    except Exception as e:
+        LOG.debug('closing a liveness watch: %(err)s', {'err': e})
+        return False
+
+
+def close_pending() -> None:
+    """Close the watches an earlier stop could not close."""
+    with _PENDING_LOCK:
+        pending = list(_PENDING)
+        _PENDING.clear()
+    for watch, io in pending:
+        if getattr(getattr(io, 'rados', None), 'state', '') == 'shutdown':
+            continue   # librados is gone, and its callbacks with it
+        if _close(watch, io):
+            io.close()
+        else:
+            with _PENDING_LOCK:
+                _PENDING.append((watch, io))
 
 
 def _answer(*args) -> None:

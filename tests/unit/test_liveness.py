@@ -99,19 +99,37 @@ def test_no_record_no_takeover():
 
 def test_beacon_watches_its_own_object_and_drops_an_earlier_one():
     ioctx = mock.Mock()
-    ioctx.get_xattr.return_value = liveness.holder_record(
+    io = ioctx.dup.return_value
+    io.get_xattr.return_value = liveness.holder_record(
         3, 'host-b:1:deadbeef', OBJ + '.deadbeef')
     beacon = liveness.Beacon(ioctx, OBJ, COOKIE, 7)
     beacon.start()
-    ioctx.remove_object.assert_called_once_with(OBJ + '.deadbeef')
-    ioctx.write_full.assert_called_once_with(WATCH, b'')
-    assert ioctx.watch.call_args[0][0] == WATCH
-    name, xattr, record = ioctx.set_xattr.call_args[0]
+    io.remove_object.assert_called_once_with(OBJ + '.deadbeef')
+    io.write_full.assert_called_once_with(WATCH, b'')
+    assert io.watch.call_args[0][0] == WATCH
+    name, xattr, record = io.set_xattr.call_args[0]
     assert (name, xattr) == (OBJ, liveness.HOLDER_XATTR)
     assert json.loads(record) == {'gid': 7, 'cookie': COOKIE, 'watch': WATCH}
     beacon.stop()
-    ioctx.watch.return_value.close.assert_called_once_with()
-    ioctx.remove_object.assert_called_with(WATCH)
+    io.watch.return_value.close.assert_called_once_with()
+    io.remove_object.assert_called_with(WATCH)
+    io.close.assert_called_once_with()
+
+
+def test_a_watch_that_could_not_be_closed_is_kept_and_closed_later():
+    ioctx = mock.Mock()
+    io = ioctx.dup.return_value
+    watch = io.watch.return_value
+    watch.close.side_effect = [fakes.RadosTimedOut('timed out'), None]
+    beacon = liveness.Beacon(ioctx, OBJ, COOKIE, 7)
+    beacon.start()
+    beacon.stop()
+    io.close.assert_not_called()   # librados may still call the watch
+    assert liveness._PENDING == [(watch, io)]
+    liveness.close_pending()       # the next Beacon.start() does this
+    assert liveness._PENDING == []
+    io.close.assert_called_once_with()
+    assert watch.close.call_count == 2
 
 
 def test_lease_takes_over_from_a_dead_holder():
