@@ -30,7 +30,6 @@ lease then runs its course.
 
 import json
 import struct
-import threading
 import time
 
 from oslo_log import log as logging
@@ -84,10 +83,12 @@ def dead_by_notify(elapsed: float, timed_out: bool,
 class Beacon:
     """The holder's side: a watch that answers for it while it lives.
 
-    The watch is made on an ioctx of its own (a dup of the lock's), which
-    stays open until the watch is closed: librados calls back into the
-    Python watch object, so one whose unwatch did not get through (the
-    cluster did not answer) is kept, never freed, and closed again later.
+    The watch is made on an ioctx of its own (a dup of the lock's).  When
+    its unwatch fails (the cluster did not answer), librados has dropped
+    the watch all the same, and a second unwatch of it aborts the process:
+    the watch's ioctx is then closed, so that the watch's own clean-up at
+    garbage collection fails harmlessly, and the watch object is left to
+    the next holder (:meth:`_drop_previous`).
     """
 
     def __init__(self, ioctx, lock_obj: str, cookie: str, gid: int):
@@ -101,7 +102,6 @@ class Beacon:
 
     def start(self) -> None:
         """Watch our object; name it in the lock object (best effort)."""
-        close_pending()
         try:
             self._io = self.ioctx.dup()
             self._drop_previous()
@@ -127,42 +127,26 @@ class Beacon:
     def stop(self) -> None:
         if self._io is None:
             return
-        if self._watch is not None and not _close(self._watch, self._io):
-            with _PENDING_LOCK:
-                _PENDING.append((self._watch, self._io))
-            return
-        remove_quietly(self._io, self.obj)
+        if self._watch is not None and not _unwatch(self._watch):
+            _ABANDONED.append(self._watch)   # never unwatched again
+        else:
+            remove_quietly(self._io, self.obj)
         self._io.close()
 
 
-# (watch, its ioctx) whose unwatch the cluster did not answer
-_PENDING: list = []
-_PENDING_LOCK = threading.Lock()
+# watches whose unwatch failed: librados dropped them; kept referenced so
+# that they are not collected while this process runs
+_ABANDONED: list = []
 
 
-def _close(watch, io) -> bool:
-    """Unwatch; False if the cluster did not answer (try again later)."""
+def _unwatch(watch) -> bool:
     try:
         watch.close()
         return True
-    except Exception as e:
-        LOG.debug('closing a liveness watch: %(err)s', {'err': e})
+    except Exception as e:   # the cluster did not answer
+        LOG.warning('unwatch failed (%(err)s): the liveness watch object is '
+                    'left to the next holder', {'err': e})
         return False
-
-
-def close_pending() -> None:
-    """Close the watches an earlier stop could not close."""
-    with _PENDING_LOCK:
-        pending = list(_PENDING)
-        _PENDING.clear()
-    for watch, io in pending:
-        if getattr(getattr(io, 'rados', None), 'state', '') == 'shutdown':
-            continue   # librados is gone, and its callbacks with it
-        if _close(watch, io):
-            io.close()
-        else:
-            with _PENDING_LOCK:
-                _PENDING.append((watch, io))
 
 
 def _answer(*args) -> None:

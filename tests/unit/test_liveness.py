@@ -116,20 +116,22 @@ def test_beacon_watches_its_own_object_and_drops_an_earlier_one():
     io.close.assert_called_once_with()
 
 
-def test_a_watch_that_could_not_be_closed_is_kept_and_closed_later():
+def test_a_watch_whose_unwatch_failed_is_never_unwatched_again():
+    # librados drops it with the failed unwatch; a second one aborts
     ioctx = mock.Mock()
     io = ioctx.dup.return_value
     watch = io.watch.return_value
-    watch.close.side_effect = [fakes.RadosTimedOut('timed out'), None]
+    watch.close.side_effect = fakes.RadosTimedOut('timed out')
     beacon = liveness.Beacon(ioctx, OBJ, COOKIE, 7)
     beacon.start()
     beacon.stop()
-    io.close.assert_not_called()   # librados may still call the watch
-    assert liveness._PENDING == [(watch, io)]
-    liveness.close_pending()       # the next Beacon.start() does this
-    assert liveness._PENDING == []
-    io.close.assert_called_once_with()
-    assert watch.close.call_count == 2
+    watch.close.assert_called_once_with()
+    io.close.assert_called_once_with()   # its dealloc cannot unwatch now
+    assert liveness._ABANDONED[-1] is watch
+    assert mock.call(WATCH) not in io.remove_object.call_args_list
+    liveness.Beacon(ioctx, OBJ, COOKIE.replace('0badcafe', 'feedf00d'),
+                    8).start()
+    watch.close.assert_called_once_with()
 
 
 def test_lease_takes_over_from_a_dead_holder():
