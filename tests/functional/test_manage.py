@@ -26,6 +26,7 @@ from fastclone_backend import novaflow
 from tests.functional.conftest import lab_environ
 from tests.functional.conftest import make_data
 from tests.functional.conftest import REPO
+from tests.functional import test_cache as tc
 
 LAB_DIR = os.environ.get('FASTCLONE_LAB_DIR', os.path.join(REPO, '.lab'))
 GLANCE_DIR = os.path.join(LAB_DIR, 'glance')
@@ -229,7 +230,7 @@ def test_doctor_warns_of_a_location_in_another_cluster(
         glance.images.delete_locations(raw_image.id, {url})
         with rados_admin.open_ioctx(lab.images_pool) as ioctx:
             if other in rbd.RBD().list(ioctx):
-                _destroy(ioctx, other)
+                tc._destroy(ioctx, other)
     check = checks['images']
     assert check['Status'] == doctor.WARN, check
     assert 'other cluster: %s' % raw_image.id in check['Saw']
@@ -237,15 +238,6 @@ def test_doctor_warns_of_a_location_in_another_cluster(
     rows = {r['Check']: r for r in got}
     assert rows['image %s' % raw_image.id]['Status'] == doctor.PASS
     assert rows['location %s' % url]['Saw'].startswith('other cluster: ')
-
-
-def _destroy(ioctx, name):
-    with rbd.Image(ioctx, name) as img:
-        for snap in list(img.list_snaps()):
-            if img.is_protected_snap(snap['name']):
-                img.unprotect_snap(snap['name'])
-            img.remove_snap(snap['name'])
-    rbd.RBD().remove(ioctx, name)
 
 
 def test_doctor_fails_when_glance_is_unreachable(lab, raw_image, tmp_path):
