@@ -21,6 +21,13 @@ SCENARIOS = (
     'BootTest.test_boot_raw_then_delete',
     'BootTest.test_boot_qcow2_then_delete',
     'ActionsTest.test_hard_reboot',
+    'ActionsTest.test_rescue_unrescue',
+    'ActionsTest.test_resize_revert',
+    'ActionsTest.test_resize_confirm',
+    'ActionsTest.test_cold_migrate',
+    'ActionsTest.test_rebuild_to_another_image',
+    'ActionsTest.test_snapshot_then_boot_from_it',
+    'ActionsTest.test_shelve_unshelve_on_the_other_compute',
 )
 TIMEOUT = 900
 
