@@ -221,10 +221,15 @@ class FastRbdNovaTest(base.ServersTestBase):
         self.assertEqual(root_gb * units.Gi, size)
 
     def assert_no_leftovers(self, server):
-        left = {(pool, name) for pool, name in self.ceph.everywhere()
-                if server['id'] in name}
+        """Nothing named after the server; nothing new but cached bases."""
+        now = self.ceph.everywhere()
+        left = {(pool, name) for pool, name in now if server['id'] in name}
         self.assertEqual(set(), left,
                          'images of deleted server %s' % server['id'])
+        new = {(pool, name) for pool, name in now - self.before
+               if not (pool == self.vms_pool and
+                       name.startswith(cache.BASE_PREFIX))}
+        self.assertEqual(set(), new, 'images left since the test started')
 
     def raw_parent(self, image_id):
         return (self.images_pool, image_id, 'snap')
@@ -374,9 +379,12 @@ class ActionsTest(FastRbdNovaTest):
                                              '%s_disk' % server['id']))
         second = self.boot(snap_id)
         self.assert_root_disk(second, self.raw_parent(snap_id), 1)
-        for one in (server, second):
-            self._delete_server(one)
-            self.assert_no_leftovers(one)
+        self._delete_server(server)
+        self._delete_server(second)
+        self._delete_image_quietly(snap_id)
+        self.assertNotIn(snap_id, self.ceph.names(self.images_pool))
+        self.assert_no_leftovers(server)
+        self.assert_no_leftovers(second)
 
     def _delete_image_quietly(self, image_id):
         try:
@@ -397,9 +405,11 @@ class ActionsTest(FastRbdNovaTest):
                                     {'unshelve': {'host': other}})  # 2.91
         server = self._wait_for_state_change(server, 'ACTIVE')
         self.assertNotEqual(source, server['OS-EXT-SRV-ATTR:host'])
+        # Nova clones from the shelved snapshot, then flattens the disk
+        # (LibvirtDriver._try_fetch_image_cache) so the snapshot can go
         name = '%s_disk' % server['id']
         self.assertIn(name, self.ceph.names(self.vms_pool))
-        self.assertEqual(units.Gi, self.ceph.disk(self.vms_pool, name)[0])
+        self.assertEqual((units.Gi, None), self.ceph.disk(self.vms_pool, name))
         self._delete_server(server)
         self.assert_no_leftovers(server)
 
