@@ -33,8 +33,16 @@ fakelibvirt.  Unlike Nova's own tests, the image side is real:
 
 The lab and the images come from the environment (``FASTCLONE_*`` as
 ``tools/lab env`` prints them, ``FASTCLONE_NOVA_RAW_IMAGE`` and
-``FASTCLONE_NOVA_QCOW2_IMAGE``: ids of images the parent uploaded).
+``FASTCLONE_NOVA_QCOW2_IMAGE``: ids of images the parent uploaded;
+``FASTCLONE_NOVA_CONCURRENCY``: ``eventlet`` or ``threading``, what Nova
+must be running on, chosen by the parent with Nova's own
+``OS_NOVA_DISABLE_EVENTLET_PATCHING``).
 """
+
+# Nova's functional package first: it runs nova.monkey_patch.patch(), which
+# must come before anything imports eventlet: native threading with
+# OS_NOVA_DISABLE_EVENTLET_PATCHING=1, eventlet otherwise.
+import nova.tests.functional  # noqa: F401,H306
 
 import json
 import os
@@ -53,8 +61,9 @@ from fastclone_backend import deploysettings
 from fastclone_backend import hook
 from fastclone_backend import imagebackend as fc_imagebackend
 
-from nova.api import auth as nova_auth  # noqa: E402 (after the hook import)
+from nova.api import auth as nova_auth
 from nova import conf as nova_conf
+from nova import monkey_patch
 from nova.tests import fixtures as nova_fixtures
 from nova.tests.functional import integrated_helpers
 from nova.tests.functional.libvirt import base
@@ -178,6 +187,9 @@ class FastRbdNovaTest(base.ServersTestBase):
         self.mock_conn = _p.start()
         self.addCleanup(_p.stop)
 
+        # the concurrency mode the parent asked for is the one Nova runs in
+        self.assertEqual(ENV['FASTCLONE_NOVA_CONCURRENCY'] == 'eventlet',
+                         monkey_patch.is_patched())
         self.ceph = Ceph()
         self.addCleanup(self.ceph.close)
         self.vms_pool = ENV['FASTCLONE_VMS_POOL']

@@ -4,8 +4,9 @@ The scenarios are in :mod:`tests.functional.novaactionshost` (Nova's own
 libvirt functional base, ``ServersTestBase``, with the image backend and
 Glance real); they run in their own process, because importing
 ``nova.tests.fixtures`` monkey-patches eventlet into the importing process.
-This module uploads the images to the lab's Glance, runs that process once,
-and reports each scenario as a test here, with its traceback when it fails.
+This module uploads the images to the lab's Glance, runs that process once
+with Nova on eventlet and once on native threads, and reports each scenario
+as a test here, with its traceback when it fails.
 """
 
 import json
@@ -41,14 +42,27 @@ def _qcow2(images, data):
 
 
 @pytest.fixture(scope='module')
-def outcomes(lab, images, tmp_path_factory):
+def uploaded(images):
     data = conftest.make_data(16 << 20, marker=b'fastclone-nova-actions')
     raw = images.upload(images.write(data, 'nova.raw'))
     qcow2 = images.upload(_qcow2(images, data), disk_format='qcow2')
-    out = tmp_path_factory.mktemp('nova-actions') / 'outcomes.json'
+    return raw.id, qcow2.id
+
+
+# Nova 34's services run on native threads by default, eventlet is still
+# possible: the whole suite runs in both (Nova's own switch)
+MODES = {'eventlet': '0', 'threading': '1'}
+
+
+@pytest.fixture(scope='module', params=sorted(MODES))
+def outcomes(request, lab, uploaded, tmp_path_factory):
+    mode = request.param
+    out = tmp_path_factory.mktemp('nova-actions-' + mode) / 'outcomes.json'
     env = dict(conftest.lab_environ(lab),
-               FASTCLONE_NOVA_RAW_IMAGE=raw.id,
-               FASTCLONE_NOVA_QCOW2_IMAGE=qcow2.id)
+               FASTCLONE_NOVA_RAW_IMAGE=uploaded[0],
+               FASTCLONE_NOVA_QCOW2_IMAGE=uploaded[1],
+               FASTCLONE_NOVA_CONCURRENCY=mode,
+               OS_NOVA_DISABLE_EVENTLET_PATCHING=MODES[mode])
     proc = subprocess.run(
         [sys.executable, '-m', HOST, str(out)], cwd=conftest.REPO, env=env,
         capture_output=True, text=True, timeout=TIMEOUT)
