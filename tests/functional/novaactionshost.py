@@ -1,0 +1,495 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Nova itself on FastRbd disks: the scenarios, run in their own process.
+
+Not collected by the suite (no ``test_`` prefix): ``test_nova_actions.py``
+runs ``python -m tests.functional.novaactionshost OUT.json`` in a
+subprocess, because importing ``nova.tests.fixtures`` monkey-patches
+eventlet into the importing process.
+
+Each test case is Nova's own libvirt functional base
+(``nova/tests/functional/libvirt/base.py``, ``ServersTestBase``): API,
+conductor, scheduler, placement and two nova-compute services in this
+process, the real ``ComputeManager`` and ``LibvirtDriver`` on Nova's
+fakelibvirt.  Unlike Nova's own tests, the image side is real:
+
+* the image backend is not mocked (no ``LibvirtImageBackendFixture``, no
+  mocked ``_create_image`` or ``_get_local_gb_info``): fastrbd is activated
+  as an operator's nova-compute-fastrbd does (``hook.install()``, then the
+  fastrbd host's settings from ``deploysettings``, then
+  ``hook.apply_config``), so every disk is made by FastRbd in the lab's
+  Ceph;
+* Nova's image API talks to the lab's Glance (no ``GlanceFixture``).
+
+The lab and the images come from the environment (``FASTCLONE_*`` as
+``tools/lab env`` prints them, ``FASTCLONE_NOVA_RAW_IMAGE`` and
+``FASTCLONE_NOVA_QCOW2_IMAGE``: ids of images the parent uploaded;
+``FASTCLONE_NOVA_CONCURRENCY``: ``eventlet`` or ``threading``, what Nova
+must be running on, chosen by the parent with Nova's own
+``OS_NOVA_DISABLE_EVENTLET_PATCHING``).
+"""
+
+# Nova's functional package first: it runs nova.monkey_patch.patch(), which
+# must come before anything imports eventlet: native threading with
+# OS_NOVA_DISABLE_EVENTLET_PATCHING=1, eventlet otherwise.
+import nova.tests.functional  # noqa: F401,H306
+
+import json
+import os
+import sys
+import time
+import unittest
+from unittest import mock
+import warnings
+
+import fixtures
+from oslo_utils import units
+from sqlalchemy import exc as sqla_exc
+
+from fastclone_backend import cache
+from fastclone_backend import deploysettings
+from fastclone_backend import hook
+from fastclone_backend import imagebackend as fc_imagebackend
+
+from nova.api import auth as nova_auth
+from nova import conf as nova_conf
+from nova import monkey_patch
+from nova.tests import fixtures as nova_fixtures
+from nova.tests.functional import integrated_helpers
+from nova.tests.functional.libvirt import base
+from nova import utils as nova_utils
+
+CONF = nova_conf.CONF
+ENV = os.environ
+TINY = '1'    # Nova's default flavors: m1.tiny, root_gb 1
+SMALL = '2'   # m1.small, root_gb 20
+
+
+class LabGlance(fixtures.Fixture):
+    """In place of Nova's GlanceFixture: Nova's real image API, lab Glance.
+
+    There is no Keystone in the lab; the lab's Glance takes any token (its
+    test-only auth filter), so the API's request context carries the lab
+    token as keystonemiddleware would put the user's token there.
+    """
+
+    def __init__(self, test):
+        super().__init__()
+        self.test = test
+
+    def _setUp(self):
+        self.useFixture(nova_fixtures.ConfPatcher(
+            group='glance', api_servers=[ENV['FASTCLONE_GLANCE_URL']]))
+
+
+def _with_lab_token(create_context):
+    def _create_context(env, **kwargs):
+        ctx = create_context(env, **kwargs)
+        ctx.auth_token = ENV['FASTCLONE_GLANCE_TOKEN']
+        return ctx
+    return _create_context
+
+
+class Ceph:
+    """The lab's Ceph as its admin sees it, for assertions."""
+
+    def __init__(self):
+        import rados
+        self.client = rados.Rados(conffile=ENV['FASTCLONE_CEPH_CONF'],
+                                  rados_id=ENV['FASTCLONE_CEPH_ADMIN_USER'])
+        self.client.connect(timeout=15)
+
+    def close(self):
+        self.client.shutdown()
+
+    def names(self, pool):
+        import rbd
+        with self.client.open_ioctx(pool) as ioctx:
+            return set(rbd.RBD().list(ioctx))
+
+    def everywhere(self):
+        """{(pool, image name)} of every pool."""
+        return {(pool, name) for pool in self.client.list_pools()
+                for name in self.names(pool)}
+
+    def disk(self, pool, name):
+        """(size, (parent pool, parent image, parent snap) or None)."""
+        import rbd
+        with self.client.open_ioctx(pool) as ioctx:
+            with rbd.Image(ioctx, name, read_only=True) as image:
+                try:
+                    parent = image.parent_info()
+                except rbd.ImageNotFound:
+                    parent = None
+                return image.size(), parent
+
+    def snaps(self, pool, name):
+        import rbd
+        with self.client.open_ioctx(pool) as ioctx:
+            with rbd.Image(ioctx, name, read_only=True) as image:
+                return sorted(s['name'] for s in image.list_snaps())
+
+
+class FastRbdNovaTest(base.ServersTestBase):
+    """ServersTestBase with the real image backend and the lab's Glance."""
+
+    ADMIN_API = True
+    microversion = 'latest'
+
+    def setUp(self):
+        # ServersTestBase.setUp, without LibvirtImageBackendFixture and the
+        # mocks of _create_image and _get_local_gb_info: what they fake is
+        # what this suite tests.
+        self.flags(instances_path=self.useFixture(fixtures.TempDir()).path)
+        # the wheel installs Nova's paste config under sys.prefix, not
+        # where ConfFixture looks for it (next to the nova package)
+        self.flags(api_paste_config=os.path.join(
+            sys.prefix, 'etc', 'nova', 'api-paste.ini'), group='wsgi')
+        self.computes = {}
+        self.compute_rp_uuids = {}
+        self._activate_fastrbd()
+        with mock.patch.object(nova_fixtures, 'GlanceFixture', LabGlance):
+            integrated_helpers._IntegratedTestBase.setUp(self)
+        # Nova 34's DB API still uses orm.noload(), deprecated in SQLAlchemy
+        # 2.1; Nova's WarningsFixture makes SADeprecationWarning an error
+        # (its CI pins SQLAlchemy 2.0): not this suite's subject
+        warnings.filterwarnings(
+            'ignore', message=r'The noload\(\) option is deprecated',
+            category=sqla_exc.SADeprecationWarning)
+        # Nova parsed its config (nova.config.parse_args, in ConfFixture)
+        # with the hook installed: fastrbd now runs as rbd
+        self.assertEqual('rbd', CONF.libvirt.images_type)
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.api.auth.NovaKeystoneContext._create_context',
+            _with_lab_token(nova_auth.NovaKeystoneContext._create_context)))
+        self.useFixture(nova_fixtures.CGroupsFixture())
+        self.libvirt = self.useFixture(nova_fixtures.LibvirtFixture())
+        self.useFixture(nova_fixtures.OSBrickFixture())
+        self.useFixture(fixtures.MockPatch(
+            'nova.virt.libvirt.driver.libvirt_utils.is_valid_hostname',
+            return_value=True))
+        self.useFixture(fixtures.MockPatch(
+            'nova.privsep.utils.supports_direct_io', return_value=True))
+        self.useFixture(fixtures.MockPatch(
+            'nova.virt.libvirt.host.Host.get_online_cpus',
+            return_value=set(range(16))))
+        _p = mock.patch('nova.virt.libvirt.host.Host.get_connection')
+        self.mock_conn = _p.start()
+        self.addCleanup(_p.stop)
+
+        # the concurrency mode the parent asked for is the one Nova runs in
+        self.assertEqual(ENV['FASTCLONE_NOVA_CONCURRENCY'] == 'eventlet',
+                         monkey_patch.is_patched())
+        self.ceph = Ceph()
+        self.addCleanup(self.ceph.close)
+        self.vms_pool = ENV['FASTCLONE_VMS_POOL']
+        self.images_pool = ENV['FASTCLONE_IMAGES_POOL']
+        self.before = self.ceph.everywhere()
+        for host in ('compute1', 'compute2'):
+            self.start_compute(host)
+            backend = self.computes[host].driver.image_backend
+            self.assertIs(fc_imagebackend.FastRbd, backend.backend('rbd'))
+
+    def _activate_fastrbd(self):
+        """As nova-compute-fastrbd: the hook, then the host's settings.
+
+        Nova's own ``config.parse_args`` (run by ``ConfFixture`` in the base's
+        setUp) then finds ``images_type = fastrbd`` and the hook turns it
+        into rbd, as in nova-compute-fastrbd.
+        """
+        hook.install()
+        facts = {'vms_pool': ENV['FASTCLONE_VMS_POOL'],
+                 'ceph_conf': ENV['FASTCLONE_CEPH_CONF'],
+                 'nova_user': ENV['FASTCLONE_NOVA_RBD_USER'],
+                 'images_pool': ENV['FASTCLONE_IMAGES_POOL']}
+        for section, option, value in deploysettings.render(
+                deploysettings.NOVA_COMPUTE, facts):
+            if section == 'fastclone':
+                from fastclone_backend import conf as fc_conf
+                fc_conf.register_opts(CONF)
+            self.flags(group=section, **{option: value})
+        self.flags(rbd_secret_uuid='7d5c6e6a-5d4e-4a53-9f8e-1f1d0c1a2b3c',
+                   group='libvirt')
+
+    # assertions on Ceph
+
+    def assert_root_disk(self, server, parent, root_gb):
+        name = '%s_disk' % server['id']
+        self.assertIn(name, self.ceph.names(self.vms_pool))
+        size, got_parent = self.ceph.disk(self.vms_pool, name)
+        self.assertEqual(parent, got_parent,
+                         '%s/%s is not a clone of %s' % (
+                             self.vms_pool, name, parent))
+        self.assertEqual(root_gb * units.Gi, size)
+
+    def assert_no_leftovers(self, server):
+        """Nothing named after the server; nothing new but cached bases."""
+        now = self.ceph.everywhere()
+        left = {(pool, name) for pool, name in now if server['id'] in name}
+        self.assertEqual(set(), left,
+                         'images of deleted server %s' % server['id'])
+        new = {(pool, name) for pool, name in now - self.before
+               if not (pool == self.vms_pool and
+                       name.startswith(cache.BASE_PREFIX))}
+        self.assertEqual(set(), new, 'images left since the test started')
+
+    def raw_parent(self, image_id):
+        return (self.images_pool, image_id, 'snap')
+
+    def cache_parent(self, image_id):
+        return (self.vms_pool, cache.base_name(image_id), cache.SNAP)
+
+    def assert_image_gone(self, server, suffix):
+        self.assertNotIn('%s_%s' % (server['id'], suffix),
+                         self.ceph.names(self.vms_pool))
+
+    def flavor(self, disk):
+        return self._create_flavor(memory_mb=512, vcpu=1, disk=disk,
+                                   ephemeral=0)
+
+    def wait_image_active(self, image_id, timeout=60):
+        deadline = time.monotonic() + timeout
+        while True:
+            # Nova's image proxy API (up to 2.35), through Nova's real
+            # image API to the lab's Glance
+            with nova_utils.temporary_mutation(self.api, microversion='2.35'):
+                image = self.api.get_image(image_id)
+            if image['status'] == 'ACTIVE':
+                return image
+            self.assertLess(time.monotonic(), deadline,
+                            'image %s is %s' % (image_id, image['status']))
+            time.sleep(0.2)
+
+    def boot(self, image_id, flavor_id=TINY):
+        server = self._create_server(image_uuid=image_id, flavor_id=flavor_id,
+                                     networks='none')
+        self.addCleanup(self._cleanup_server, server)
+        return server
+
+    def _cleanup_server(self, server):
+        try:
+            self.api.delete_server(server['id'])
+        except Exception:   # already deleted by the test
+            pass
+
+
+class BootTest(FastRbdNovaTest):
+
+    def test_boot_raw_then_delete(self):
+        image_id = ENV['FASTCLONE_NOVA_RAW_IMAGE']
+        server = self.boot(image_id)
+        self.assertEqual('ACTIVE', server['status'])
+        self.assert_root_disk(server, self.raw_parent(image_id), 1)
+        self._delete_server(server)
+        self.assert_no_leftovers(server)
+
+    def test_boot_qcow2_then_delete(self):
+        image_id = ENV['FASTCLONE_NOVA_QCOW2_IMAGE']
+        server = self.boot(image_id)
+        self.assertEqual('ACTIVE', server['status'])
+        self.assert_root_disk(server, self.cache_parent(image_id), 1)
+        self._delete_server(server)
+        self.assert_no_leftovers(server)
+        # the cached base stays for the lifecycle pass
+        self.assertIn(cache.base_name(image_id),
+                      self.ceph.names(self.vms_pool))
+
+
+class ActionsTest(FastRbdNovaTest):
+
+    def test_rescue_unrescue(self):
+        image_id = ENV['FASTCLONE_NOVA_RAW_IMAGE']
+        server = self.boot(image_id)
+        server = self._rescue_server(server)
+        self.assertEqual('RESCUE', server['status'])
+        # the rescue disk is a clone too, of the instance's image
+        size, parent = self.ceph.disk(self.vms_pool,
+                                      '%s_disk.rescue' % server['id'])
+        self.assertEqual(self.raw_parent(image_id), parent)
+        self.assert_root_disk(server, self.raw_parent(image_id), 1)
+        server = self._unrescue_server(server)
+        self.assertEqual('ACTIVE', server['status'])
+        self.assert_image_gone(server, 'disk.rescue')
+        self.assert_root_disk(server, self.raw_parent(image_id), 1)
+        self._delete_server(server)
+        self.assert_no_leftovers(server)
+
+    def test_resize_revert(self):
+        image_id = ENV['FASTCLONE_NOVA_QCOW2_IMAGE']
+        server = self.boot(image_id)
+        source = server['OS-EXT-SRV-ATTR:host']
+        bigger = self.flavor(disk=2)
+        server = self._resize_server(server, bigger)
+        self.assertNotEqual(source, server['OS-EXT-SRV-ATTR:host'])
+        self.assert_root_disk(server, self.cache_parent(image_id), 2)
+        server = self._revert_resize(server)
+        self.assertEqual(source, server['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual('ACTIVE', server['status'])
+        self.assert_root_disk(server, self.cache_parent(image_id), 1)
+        self.assertEqual([], self.ceph.snaps(self.vms_pool,
+                                             '%s_disk' % server['id']))
+        self._delete_server(server)
+        self.assert_no_leftovers(server)
+
+    def test_resize_confirm(self):
+        image_id = ENV['FASTCLONE_NOVA_RAW_IMAGE']
+        server = self.boot(image_id)
+        source = server['OS-EXT-SRV-ATTR:host']
+        bigger = self.flavor(disk=2)
+        server = self._resize_server(server, bigger)
+        server = self._confirm_resize(server)
+        self.assertNotEqual(source, server['OS-EXT-SRV-ATTR:host'])
+        self.assert_root_disk(server, self.raw_parent(image_id), 2)
+        self.assertEqual([], self.ceph.snaps(self.vms_pool,
+                                             '%s_disk' % server['id']))
+        self._delete_server(server)
+        self.assert_no_leftovers(server)
+
+    def test_cold_migrate(self):
+        image_id = ENV['FASTCLONE_NOVA_RAW_IMAGE']
+        server = self.boot(image_id)
+        source = server['OS-EXT-SRV-ATTR:host']
+        server = self._migrate_server(server)
+        server = self._confirm_resize(server)
+        self.assertNotEqual(source, server['OS-EXT-SRV-ATTR:host'])
+        self.assert_root_disk(server, self.raw_parent(image_id), 1)
+        self._delete_server(server)
+        self.assert_no_leftovers(server)
+
+    def test_rebuild_to_another_image(self):
+        server = self.boot(ENV['FASTCLONE_NOVA_RAW_IMAGE'])
+        other = ENV['FASTCLONE_NOVA_QCOW2_IMAGE']
+        server = self._rebuild_server(server, other)
+        self.assertEqual(other, server['image']['id'])
+        self.assert_root_disk(server, self.cache_parent(other), 1)
+        self._delete_server(server)
+        self.assert_no_leftovers(server)
+
+    def test_snapshot_then_boot_from_it(self):
+        image_id = ENV['FASTCLONE_NOVA_RAW_IMAGE']
+        server = self.boot(image_id)
+        snap_id = self.api.post_server_action(
+            server['id'], {'createImage': {'name': 'fastclone-nova-snap'}}
+        )['image_id']
+        self.addCleanup(self._delete_image_quietly, snap_id)
+        self.wait_image_active(snap_id)
+        # Nova's direct snapshot: a flat image in Glance's pool, with snap
+        self.assertIn(snap_id, self.ceph.names(self.images_pool))
+        self.assertIsNone(self.ceph.disk(self.images_pool, snap_id)[1])
+        self.assertEqual(['snap'], self.ceph.snaps(self.images_pool, snap_id))
+        self.assertEqual([], self.ceph.snaps(self.vms_pool,
+                                             '%s_disk' % server['id']))
+        second = self.boot(snap_id)
+        self.assert_root_disk(second, self.raw_parent(snap_id), 1)
+        self._delete_server(server)
+        self._delete_server(second)
+        self._delete_image_quietly(snap_id)
+        self.assertNotIn(snap_id, self.ceph.names(self.images_pool))
+        self.assert_no_leftovers(server)
+        self.assert_no_leftovers(second)
+
+    def _delete_image_quietly(self, image_id):
+        try:
+            with nova_utils.temporary_mutation(self.api, microversion='2.35'):
+                self.api.delete_image(image_id)
+        except Exception:   # already gone
+            pass
+
+    def test_shelve_unshelve_on_the_other_compute(self):
+        image_id = ENV['FASTCLONE_NOVA_RAW_IMAGE']
+        server = self.boot(image_id)
+        source = server['OS-EXT-SRV-ATTR:host']
+        server = self._shelve_server(server)
+        self.assertEqual('SHELVED_OFFLOADED', server['status'])
+        self.assert_image_gone(server, 'disk')
+        other = ({'compute1', 'compute2'} - {source}).pop()
+        self.api.post_server_action(server['id'],
+                                    {'unshelve': {'host': other}})  # 2.91
+        server = self._wait_for_state_change(server, 'ACTIVE')
+        self.assertNotEqual(source, server['OS-EXT-SRV-ATTR:host'])
+        # Nova clones from the shelved snapshot, then flattens the disk
+        # (LibvirtDriver._try_fetch_image_cache) so the snapshot can go
+        name = '%s_disk' % server['id']
+        self.assertIn(name, self.ceph.names(self.vms_pool))
+        self.assertEqual((units.Gi, None), self.ceph.disk(self.vms_pool, name))
+        self._delete_server(server)
+        self.assert_no_leftovers(server)
+
+    def test_hard_reboot(self):
+        image_id = ENV['FASTCLONE_NOVA_RAW_IMAGE']
+        server = self.boot(image_id)
+        server = self._reboot_server(server, hard=True)
+        self.assertEqual('ACTIVE', server['status'])
+        self.assert_root_disk(server, self.raw_parent(image_id), 1)
+        self._delete_server(server)
+        self.assert_no_leftovers(server)
+
+
+class _JsonResult(unittest.TextTestResult):
+    """Each test's outcome, time and traceback, for the parent process."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.outcomes = {}
+        self._started = {}
+
+    def startTest(self, test):
+        self._started[test.id()] = time.monotonic()
+        super().startTest(test)
+
+    def _record(self, test, status, err=None):
+        self.outcomes[test.id()] = {
+            'status': status,
+            'seconds': round(time.monotonic() - self._started.get(
+                test.id(), time.monotonic()), 1),
+            'detail': self._exc_info_to_string(err, test) if err else ''}
+
+    def addSuccess(self, test):
+        super().addSuccess(test)
+        self._record(test, 'pass')
+
+    def addFailure(self, test, err):
+        super().addFailure(test, err)
+        self._record(test, 'fail', err)
+
+    def addError(self, test, err):
+        super().addError(test, err)
+        self._record(test, 'error', err)
+
+    def addSkip(self, test, reason):
+        super().addSkip(test, reason)
+        self.outcomes[test.id()] = {'status': 'skip', 'seconds': 0,
+                                    'detail': reason}
+
+
+def main(argv=None):
+    """``python -m tests.functional.novaactionshost OUT.json [TEST...]``.
+
+    Nova's TestCase clears its attributes after each test, which pytest's
+    unittest support does not expect, so this runs them with unittest.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    out, names = argv[0], argv[1:]
+    loader = unittest.TestLoader()
+    module = sys.modules[__name__]
+    suite = (loader.loadTestsFromNames(names, module) if names
+             else loader.loadTestsFromModule(module))
+    runner = unittest.TextTestRunner(resultclass=_JsonResult, verbosity=2)
+    result = runner.run(suite)
+    with open(out, 'w') as f:
+        json.dump(result.outcomes, f, indent=1)
+    return 0 if result.wasSuccessful() else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
