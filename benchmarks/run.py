@@ -135,12 +135,15 @@ def worker(backend, image_id, count, threads=1, first_alone=False,
            str(threads), '--workdir', workdir, '--root-gb', str(root_gb)]
     if first_alone:
         cmd.append('--first-alone')
+    # a worker that dies of a signal (an abort in librados) prints every
+    # thread's Python stack first
     proc = subprocess.run(cmd, capture_output=True, text=True,
-                          env=dict(os.environ, PYTHONWARNINGS='ignore'))
+                          env=dict(os.environ, PYTHONWARNINGS='ignore',
+                                   PYTHONFAULTHANDLER='1'))
     subprocess.run(['rm', '-rf', workdir], check=False)
     if proc.returncode:
-        raise RuntimeError('worker %s failed: %s'
-                           % (backend, proc.stderr[-3000:]))
+        raise RuntimeError('worker %s failed (rc %d): %s'
+                           % (backend, proc.returncode, proc.stderr[-12000:]))
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

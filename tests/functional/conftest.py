@@ -52,9 +52,11 @@ ENV_NAMES = {'ceph_conf': 'FASTCLONE_CEPH_CONF', 'fsid': 'FASTCLONE_CEPH_FSID',
 def lab_environ(lab) -> dict:
     """The environment for a subprocess ("another host") on this lab.
 
-    This process's environment plus the lab's FASTCLONE_* variables.
+    This process's environment plus the lab's FASTCLONE_* variables; a
+    host that dies of a signal (an abort in librados) prints every thread's
+    Python stack first (PYTHONFAULTHANDLER).
     """
-    env = dict(os.environ, PYTHONWARNINGS='ignore')
+    env = dict(os.environ, PYTHONWARNINGS='ignore', PYTHONFAULTHANDLER='1')
     env.update({ENV_NAMES[key]: value for key, value in vars(lab).items()})
     return env
 
