@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 
-from fastclone_backend import labkit
+from fastclone_lab import labkit
 
 MiB = 1 << 20
 THREADS = 8
@@ -127,8 +127,8 @@ def main():
     parser.add_argument('--workdir', required=True)
     args = parser.parse_args()
 
-    from fastclone_backend import novaflow
-    ctx = novaflow.start(novaflow.settings_from_env(args.workdir))
+    from fastclone_lab import novadisk
+    ctx = novadisk.start(novadisk.settings_from_env(args.workdir))
     bench = Bench(ctx, args.bases)
     start = time.perf_counter()
     try:

@@ -21,7 +21,7 @@ import tempfile
 import time
 
 from benchmarks import report
-from fastclone_backend import labkit
+from fastclone_lab import labkit
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -70,8 +70,8 @@ class Lab:
         return image
 
     def cleanup(self):
-        from fastclone_backend import novaflow
-        novaflow.start(novaflow.settings_from_env(self.workdir))
+        from fastclone_lab import novadisk
+        novadisk.start(novadisk.settings_from_env(self.workdir))
         labkit.remove_images(self.glance, self.images)
         self.client.shutdown()
 

@@ -24,7 +24,7 @@ import socket
 import sys
 import time
 
-from fastclone_backend import novaflow
+from fastclone_lab import novadisk
 
 COUNTS = {'downloaded_bytes': 0, 'downloads': 0, 'conversions': 0,
           'imports': 0}
@@ -143,7 +143,7 @@ def _settings(args):
     helper = os.path.join(os.path.dirname(sys.executable), 'privsep-helper')
     extra = ('[nova_sys_admin]\nhelper_command = %s --config-file %s\n'
              % (helper, os.path.join(args.workdir, 'nova.conf')))
-    settings = novaflow.settings_from_env(args.workdir, extra + args.conf)
+    settings = novadisk.settings_from_env(args.workdir, extra + args.conf)
     settings.images_type = args.backend
     return settings
 
@@ -151,10 +151,10 @@ def _settings(args):
 def _spawn(ctx, image_id, root_gb, made):
     from nova.virt.libvirt import utils as libvirt_utils
     from oslo_utils import fileutils
-    instance = novaflow.make_instance(root_gb)
+    instance = novadisk.make_instance(root_gb)
     fileutils.ensure_tree(libvirt_utils.get_instance_path(instance))
     start = time.perf_counter()
-    novaflow.create_root_disk(ctx, instance, image_id)
+    novadisk.create_root_disk(ctx, instance, image_id)
     made.append(instance)
     return (time.perf_counter() - start) * 1000
 
@@ -193,7 +193,7 @@ def _cleanup(made, backend):
             shutil.rmtree(libvirt_utils.get_instance_path(instance),
                           ignore_errors=True)
         else:
-            novaflow.delete_instance_disks(instance)
+            novadisk.delete_instance_disks(instance)
 
 
 def main():
@@ -215,7 +215,7 @@ def main():
     args = parser.parse_args()
 
     from fastclone_backend import cache
-    ctx = novaflow.start(_settings(args), hooked=args.backend == 'fastrbd')
+    ctx = novadisk.start(_settings(args), hooked=args.backend == 'fastrbd')
     _count_nova_work()
     ceph = Ceph()
     before = ceph.names()
@@ -244,7 +244,7 @@ def main():
             resource.RUSAGE_SELF).ru_maxrss / 1024,
         'peak_child_rss_mib': resource.getrusage(
             resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-        'disks': [novaflow.root_disk(i).rbd_name for i in made]
+        'disks': [novadisk.root_disk(i).rbd_name for i in made]
         if args.keep and args.backend != 'qcow2' else [],
         'cache_stats': dict(cache.STATS),
         'seconds': dict(cache.SECONDS),

@@ -15,7 +15,7 @@
 One list, read by everything that writes those files: the devstack plugin
 (``devstack/lib/fastclone-backend``, through ``lines`` and devstack's
 ``iniset``), the lab's Glance (``tools/lab``, through ``apply``) and the
-nova.conf the functional tests parse (:mod:`fastclone_backend.novaflow`,
+nova.conf the functional tests parse (:mod:`fastclone_lab.novadisk`,
 through :func:`render`).  Values are templates over a few facts of the
 deployment (``{vms_pool}``...); everything else in those files belongs to
 the deployment.

@@ -226,13 +226,13 @@ def nova_ctx(lab, tmp_path_factory):
 
     from fastclone_backend import cluster
     from fastclone_backend import hook
-    from fastclone_backend import novaflow
-    settings = novaflow.Settings(
+    from fastclone_lab import novadisk
+    settings = novadisk.Settings(
         ceph_conf=lab.ceph_conf, rbd_user=lab.nova_user, pool=lab.vms_pool,
         glance_url=lab.glance_url, glance_token=lab.glance_token,
         workdir=str(tmp_path_factory.mktemp('nova')),
         images_pool=lab.images_pool)
-    ctx = novaflow.start(settings)
+    ctx = novadisk.start(settings)
     yield ctx
     hook.uninstall()
     cluster.reset_all()

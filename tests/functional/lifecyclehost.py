@@ -52,7 +52,7 @@ import time  # noqa: E402
 from fastclone_backend import cluster  # noqa: E402
 from fastclone_backend import flatten  # noqa: E402
 from fastclone_backend import lifecycle  # noqa: E402
-from fastclone_backend import novaflow  # noqa: E402
+from fastclone_lab import novadisk  # noqa: E402
 
 
 def _pass(ctx):
@@ -96,9 +96,9 @@ class Soak:
 
     def spawn_one(self):
         image_id, digest, length = random.choice(self.images)
-        instance = novaflow.make_instance(1)
+        instance = novadisk.make_instance(1)
         try:
-            disk = novaflow.create_root_disk(self.ctx, instance, image_id)
+            disk = novadisk.create_root_disk(self.ctx, instance, image_id)
             head = _read_head(disk, int(length))
         except Exception as e:
             self._count('failures', 'spawn %s: %s: %s' % (
@@ -116,7 +116,7 @@ class Soak:
             random.shuffle(self.alive)
             doomed, self.alive = self.alive[:2], self.alive[2:]
         for instance in doomed:
-            novaflow.delete_instance_disks(instance)
+            novadisk.delete_instance_disks(instance)
             self._count('deletes')
 
     def worker(self, deadline):
@@ -140,15 +140,15 @@ class Soak:
         for thread in threads:
             thread.join()
         for instance in self.alive:
-            novaflow.delete_instance_disks(instance)
+            novadisk.delete_instance_disks(instance)
             self._count('deletes')
         return dict(self.counts, errors=self.errors)
 
 
 def main():
     from nova import utils
-    settings = novaflow.settings_from_env(ARGS.workdir, ARGS.conf)
-    ctx = novaflow.start(settings)
+    settings = novadisk.settings_from_env(ARGS.workdir, ARGS.conf)
+    ctx = novadisk.start(settings)
     result = _pass(ctx) if ARGS.action == 'pass' else Soak(ctx).run()
     result['threading'] = utils.concurrency_mode_threading()
     print(json.dumps(result), flush=True)

@@ -17,7 +17,7 @@ import json
 import os
 from unittest import mock
 
-from fastclone_backend import novaflow
+from fastclone_lab import novadisk
 
 
 def main():
@@ -25,7 +25,7 @@ def main():
     parser.add_argument('--workdir', required=True)
     parser.add_argument('images', nargs='+')
     args = parser.parse_args()
-    ctx = novaflow.start(novaflow.settings_from_env(args.workdir))
+    ctx = novadisk.start(novadisk.settings_from_env(args.workdir))
 
     from nova.compute import manager
     import nova.conf

@@ -16,8 +16,8 @@ import pytest
 import rbd
 
 from fastclone_backend import cache
-from fastclone_backend import novaflow
 from fastclone_backend import workdir
+from fastclone_lab import novadisk
 from tests.functional.conftest import lab_environ
 from tests.functional.conftest import make_data
 from tests.functional.conftest import REPO
@@ -105,8 +105,8 @@ def _spawn_cached(nova_ctx, lab, vms, image, data):
     (instance, this spawn's download/conversion/import counts).
     """
     before = dict(cache.STATS)
-    instance = novaflow.make_instance(1)
-    disk = novaflow.create_root_disk(nova_ctx, instance, image.id)
+    instance = novadisk.make_instance(1)
+    disk = novadisk.create_root_disk(nova_ctx, instance, image.id)
     assert _parent(vms, disk.rbd_name) == (
         lab.vms_pool, cache.base_name(image.id), 'snap')
     assert _head(vms, disk.rbd_name, len(data)) == data
@@ -143,7 +143,7 @@ def test_qcow2_populates_once_then_another_host_clones(
     assert _head(vms, other['disks'][0], len(data)) == data
     workdir = tmp_path / 'host2' / 'instances' / 'fastclone'
     assert not workdir.exists() or not os.listdir(workdir)
-    novaflow.delete_instance_disks(instance)
+    novadisk.delete_instance_disks(instance)
     _remove(vms, other['disks'])
 
 
@@ -184,7 +184,7 @@ def test_raw_image_in_file_store_is_imported_without_conversion(
     image = images.upload(images.write(data), store=lab.file_store)
     instance, counts = _spawn_cached(nova_ctx, lab, vms, image, data)
     assert counts == {'downloads': 1, 'conversions': 0, 'imports': 1}
-    novaflow.delete_instance_disks(instance)
+    novadisk.delete_instance_disks(instance)
 
 
 def test_killed_populator_is_recovered(nova_ctx, lab, images, vms, tmp_path,
@@ -213,8 +213,8 @@ def test_killed_populator_is_recovered(nova_ctx, lab, images, vms, tmp_path,
     assert os.listdir(crashed) == []
 
     fastclone_conf(cache_lock_lease=5)
-    instance = novaflow.make_instance(1)
-    disk = novaflow.create_root_disk(nova_ctx, instance, image.id)
+    instance = novadisk.make_instance(1)
+    disk = novadisk.create_root_disk(nova_ctx, instance, image.id)
     assert _parent(vms, disk.rbd_name) == (
         lab.vms_pool, cache.base_name(image.id), 'snap')
     assert _head(vms, disk.rbd_name, 1 << 20) == data[:1 << 20]
@@ -236,21 +236,21 @@ def test_killed_populator_is_recovered(nova_ctx, lab, images, vms, tmp_path,
     vms.lock_exclusive(cache.lock_object(image.id), cache.LOCK_NAME,
                        'test-probe', duration=5)  # nobody holds it
     vms.unlock(cache.lock_object(image.id), cache.LOCK_NAME, 'test-probe')
-    novaflow.delete_instance_disks(instance)
+    novadisk.delete_instance_disks(instance)
 
 
 def test_changed_image_invalidates_the_base(nova_ctx, lab, images, vms):
     data = make_data(4 << 20, marker=b'fastclone-invalidate')
     image = images.upload(_qcow2(images, data), disk_format='qcow2')
-    first = novaflow.make_instance(1)
-    novaflow.create_root_disk(nova_ctx, first, image.id)
+    first = novadisk.make_instance(1)
+    novadisk.create_root_disk(nova_ctx, first, image.id)
     base = cache.base_name(image.id)
     with rbd.Image(vms, base) as img:   # as if Glance's data had changed
         img.metadata_set('fastclone.os_hash_value', 'an-older-hash')
 
     before = dict(cache.STATS)
-    second = novaflow.make_instance(1)
-    disk = novaflow.create_root_disk(nova_ctx, second, image.id)
+    second = novadisk.make_instance(1)
+    disk = novadisk.create_root_disk(nova_ctx, second, image.id)
     assert _stats_delta(before)['downloads'] == 1
     with rbd.Image(vms, base, read_only=True) as img:
         assert img.metadata_get('fastclone.os_hash_value') == \
@@ -259,8 +259,8 @@ def test_changed_image_invalidates_the_base(nova_ctx, lab, images, vms):
                if n.startswith(cache.retired_name(image.id, ''))]
     assert len(retired) == 1  # kept: the first disk is still its clone
     assert _parent(vms, disk.rbd_name) == (lab.vms_pool, base, 'snap')
-    novaflow.delete_instance_disks(first)
-    novaflow.delete_instance_disks(second)
+    novadisk.delete_instance_disks(first)
+    novadisk.delete_instance_disks(second)
 
 
 def test_eviction_keeps_bases_with_clones(nova_ctx, lab, images, vms,
@@ -280,13 +280,13 @@ def test_eviction_keeps_bases_with_clones(nova_ctx, lab, images, vms,
         data = make_data(2 << 20, marker=b'fastclone-evict-' + tag.encode())
         made[tag] = images.upload(_qcow2(images, data, tag),
                                   disk_format='qcow2')
-    kept = novaflow.make_instance(1)
-    novaflow.create_root_disk(nova_ctx, kept, made['a'].id)  # a has a clone
-    gone = novaflow.make_instance(1)
-    novaflow.create_root_disk(nova_ctx, gone, made['b'].id)
-    novaflow.delete_instance_disks(gone)                      # b has none
-    last = novaflow.make_instance(1)
-    novaflow.create_root_disk(nova_ctx, last, made['c'].id)
+    kept = novadisk.make_instance(1)
+    novadisk.create_root_disk(nova_ctx, kept, made['a'].id)  # a has a clone
+    gone = novadisk.make_instance(1)
+    novadisk.create_root_disk(nova_ctx, gone, made['b'].id)
+    novadisk.delete_instance_disks(gone)                      # b has none
+    last = novadisk.make_instance(1)
+    novadisk.create_root_disk(nova_ctx, last, made['c'].id)
 
     ours = {cache.base_name(made[t].id) for t in 'abc'}
     others = [n for n in rbd.RBD().list(vms)
@@ -300,13 +300,13 @@ def test_eviction_keeps_bases_with_clones(nova_ctx, lab, images, vms,
     assert len(report['removed']) == 1
     assert report['removed'][0].startswith(
         cache.retired_name(made['b'].id, ''))
-    novaflow.delete_instance_disks(kept)
-    novaflow.delete_instance_disks(last)
+    novadisk.delete_instance_disks(kept)
+    novadisk.delete_instance_disks(last)
 
 
 def _assert_rejected(nova_ctx, vms, image, reason, root_gb=1):
-    instance = novaflow.make_instance(root_gb)
-    disk = novaflow.root_disk(instance)
+    instance = novadisk.make_instance(root_gb)
+    disk = novadisk.root_disk(instance)
     with pytest.raises(exception.ImageUnacceptable) as err:
         disk.clone(nova_ctx, image.id)
     message = str(err.value)
@@ -381,7 +381,7 @@ def test_rbd_download_populates_the_cache(nova_ctx, lab, images, vms,
     assert counts['downloads'] == 1
     assert 'Successfully transferred using rbd' in caplog.text
     assert _workdir_empty()
-    novaflow.delete_instance_disks(instance)
+    novadisk.delete_instance_disks(instance)
 
 
 def test_convert_through_a_local_file(nova_ctx, lab, images, vms,
@@ -392,4 +392,4 @@ def test_convert_through_a_local_file(nova_ctx, lab, images, vms,
     instance, counts = _spawn_cached(nova_ctx, lab, vms, image, data)
     assert counts == {'downloads': 1, 'conversions': 1, 'imports': 1}
     assert _workdir_empty()
-    novaflow.delete_instance_disks(instance)
+    novadisk.delete_instance_disks(instance)

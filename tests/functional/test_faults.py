@@ -25,7 +25,7 @@ import rbd
 from fastclone_backend import cache
 from fastclone_backend import exception as fc_exception
 from fastclone_backend import lifecycle
-from fastclone_backend import novaflow
+from fastclone_lab import novadisk
 from tests.functional.conftest import LAB
 from tests.functional.conftest import make_data
 from tests.functional.conftest import REPO
@@ -189,10 +189,10 @@ def _driver():
 
 def _spawn_works(nova_ctx, vms, image, data):
     """The next spawn: a disk reading the image's bytes; then deleted."""
-    instance = novaflow.make_instance(1)
-    disk = novaflow.create_root_disk(nova_ctx, instance, image.id)
+    instance = novadisk.make_instance(1)
+    disk = novadisk.create_root_disk(nova_ctx, instance, image.id)
     assert tc._head(vms, disk.rbd_name, 1 << 20) == data[:1 << 20]
-    novaflow.delete_instance_disks(instance)
+    novadisk.delete_instance_disks(instance)
 
 
 def _nova_cleans_up(instance):
@@ -200,7 +200,7 @@ def _nova_cleans_up(instance):
 
     The compute manager's cleanup of the build removes the instance's disks.
     """
-    novaflow.delete_instance_disks(instance)
+    novadisk.delete_instance_disks(instance)
 
 
 def _recovered(nova_ctx, vms, image, data, instance):
@@ -221,11 +221,11 @@ def test_osd_stopped_during_a_clone(nova_ctx, lab, images, vms, bounded):
     data = make_data(4 << 20, marker=b'fastclone-osd-clone')
     image = images.upload(images.write(data))
     _spawn_works(nova_ctx, vms, image, data)   # the snapshot is known
-    instance = novaflow.make_instance(1)
+    instance = novadisk.make_instance(1)
     with _osd_stopped(lab):
         start = time.monotonic()
         with pytest.raises(fc_exception.CephTimeout) as err:
-            novaflow.create_root_disk(nova_ctx, instance, image.id)
+            novadisk.create_root_disk(nova_ctx, instance, image.id)
         took = time.monotonic() - start
     message = str(err.value)
     assert image.id in message and 'rados_op_timeout' in message, message
@@ -242,10 +242,10 @@ def test_without_a_timeout_a_spawn_waits_out_a_stall(nova_ctx, lab, images,
     data = make_data(4 << 20, marker=b'fastclone-osd-wait')
     image = images.upload(images.write(data))
     _spawn_works(nova_ctx, vms, image, data)
-    instance = novaflow.make_instance(1)
+    instance = novadisk.make_instance(1)
     stall = 10
     with _osd_stopped(lab):
-        thread, result = _in_thread(lambda: novaflow.create_root_disk(
+        thread, result = _in_thread(lambda: novadisk.create_root_disk(
             nova_ctx, instance, image.id))
         time.sleep(stall)
         assert thread.is_alive(), result   # it waits, as stock Nova would
@@ -253,7 +253,7 @@ def test_without_a_timeout_a_spawn_waits_out_a_stall(nova_ctx, lab, images,
     assert 'error' not in result, repr(result.get('error'))
     assert result['seconds'] >= stall
     assert tc._head(vms, result['value'].rbd_name, 1 << 20) == data[:1 << 20]
-    novaflow.delete_instance_disks(instance)
+    novadisk.delete_instance_disks(instance)
     _assert_nothing_left(vms, image.id, instance)
     _record('OSD stopped (SIGSTOP) %d s during a clone, rados_op_timeout 0 '
             '(the default)' % stall, 'the spawn waited %.1f s, then succeeded'
@@ -265,8 +265,8 @@ def test_osd_stopped_during_a_population(nova_ctx, lab, images, vms,
     data = make_data(512 << 20)
     image = images.upload(tc._qcow2(images, data, 'osd'),
                           disk_format='qcow2')
-    instance = novaflow.make_instance(1)
-    thread, result = _in_thread(lambda: novaflow.create_root_disk(
+    instance = novadisk.make_instance(1)
+    thread, result = _in_thread(lambda: novadisk.create_root_disk(
         nova_ctx, instance, image.id))
     _wait_for(lambda: tc._leftovers(vms, image.id) or not thread.is_alive(),
               120, 'no conversion started')
@@ -303,10 +303,10 @@ def test_mon_down_during_spawns(nova_ctx, lab, images, vms, bounded):
     try:
         end = time.monotonic() + 20
         while time.monotonic() < end:
-            instance = novaflow.make_instance(1)
+            instance = novadisk.make_instance(1)
             start = time.monotonic()
             try:
-                novaflow.create_root_disk(nova_ctx, instance, image.id)
+                novadisk.create_root_disk(nova_ctx, instance, image.id)
                 made.append(instance)
             except Exception as e:   # counted and shown, never hidden
                 failures.append(repr(e))
@@ -332,8 +332,8 @@ def test_glance_killed_mid_download(nova_ctx, lab, images, vms, bounded):
     data = make_data(512 << 20)
     image = images.upload(tc._qcow2(images, data, 'glance'),
                           disk_format='qcow2', store=lab.file_store)
-    instance = novaflow.make_instance(1)
-    thread, result = _in_thread(lambda: novaflow.create_root_disk(
+    instance = novadisk.make_instance(1)
+    thread, result = _in_thread(lambda: novadisk.create_root_disk(
         nova_ctx, instance, image.id))
 
     def downloading():
@@ -385,8 +385,8 @@ def test_host_killed_mid_population_is_taken_over(nova_ctx, lab, images,
     finally:
         tc._kill([proc])
     killed = time.time()
-    instance = novaflow.make_instance(1)
-    disk = novaflow.create_root_disk(nova_ctx, instance, image.id)
+    instance = novadisk.make_instance(1)
+    disk = novadisk.create_root_disk(nova_ctx, instance, image.id)
     done = time.time() - killed
     assert tc._parent(vms, disk.rbd_name) == (
         lab.vms_pool, cache.base_name(image.id), 'snap')
@@ -399,7 +399,7 @@ def test_host_killed_mid_population_is_taken_over(nova_ctx, lab, images,
     # the waiter's notify on the dead holder's watch times out (3 s): it
     # breaks the lock then, long before the lease would have run out
     assert takeover < LEASE - 2, takeover
-    novaflow.delete_instance_disks(instance)
+    novadisk.delete_instance_disks(instance)
     _assert_nothing_left(vms, image.id, pass_ctx=nova_ctx)
     _record('compute host killed (-9) mid-population, another spawn waiting '
             '(cache_lock_lease %d s)' % LEASE,
@@ -426,9 +426,9 @@ def test_full_workdir_falls_back_visibly(nova_ctx, lab, images, vms,
     image = images.upload(tc._qcow2(images, data, 'full'),
                           disk_format='qcow2')
     before = dict(cache.STATS)
-    instance = novaflow.make_instance(1)
+    instance = novadisk.make_instance(1)
     start = time.monotonic()
-    disk = novaflow.create_root_disk(nova_ctx, instance, image.id)
+    disk = novadisk.create_root_disk(nova_ctx, instance, image.id)
     took = time.monotonic() - start
     assert tc._head(vms, disk.rbd_name, 1 << 20) == data[:1 << 20]
     assert tc._parent_or_none(vms, disk.rbd_name) == ''   # Nova's full copy
@@ -440,7 +440,7 @@ def test_full_workdir_falls_back_visibly(nova_ctx, lab, images, vms,
     assert cache.STATS['fallback_workdir_full'] - before.get(
         'fallback_workdir_full', 0) == 1
     assert os.listdir(small_workdir) == []
-    novaflow.delete_instance_disks(instance)
+    novadisk.delete_instance_disks(instance)
     _assert_nothing_left(vms, image.id, instance)
     _record('work dir full (50 MiB tmpfs, 300 MiB qcow2)',
             "WARNING `...work directory ... is full: 364 MiB needed, 50 MiB "
@@ -457,11 +457,11 @@ def test_full_pool_fails_with_the_fix(nova_ctx, lab, images, vms,
         {'prefix': 'osd pool get-quota', 'pool': lab.vms_pool,
          'format': 'json'}), b'')[1])['current_num_bytes']
     _set_quota(rados_admin, lab.vms_pool, used + (16 << 20))
-    instance = novaflow.make_instance(1)
+    instance = novadisk.make_instance(1)
     try:
         start = time.monotonic()
         with pytest.raises(fc_exception.CacheUnavailable) as err:
-            novaflow.create_root_disk(nova_ctx, instance, image.id)
+            novadisk.create_root_disk(nova_ctx, instance, image.id)
         took = time.monotonic() - start
     finally:
         _set_quota(rados_admin, lab.vms_pool, 0)
@@ -489,8 +489,8 @@ def test_qemu_img_over_its_limits_is_refused(nova_ctx, lab, images, vms,
                           disk_format='qcow2')
     # 1 GiB of address space: qemu-img's librbd threads cannot all start
     bounded(convert_address_space_mib=1024, convert_cpu_seconds=1)
-    instance = novaflow.make_instance(1)
-    disk = novaflow.root_disk(instance)
+    instance = novadisk.make_instance(1)
+    disk = novadisk.root_disk(instance)
     start = time.monotonic()
     with pytest.raises(exception.ImageUnacceptable) as err:
         disk.clone(nova_ctx, image.id)

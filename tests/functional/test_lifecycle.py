@@ -20,7 +20,7 @@ from fastclone_backend import basestore
 from fastclone_backend import cache
 from fastclone_backend import cluster
 from fastclone_backend import lifecycle
-from fastclone_backend import novaflow
+from fastclone_lab import novadisk
 from tests.functional.conftest import lab_environ
 from tests.functional.conftest import make_data
 from tests.functional.conftest import REPO
@@ -54,8 +54,8 @@ def _sha(ioctx, name, length):
 
 
 def _spawn(ctx, image_id):
-    instance = novaflow.make_instance(1)
-    disk = novaflow.create_root_disk(ctx, instance, image_id)
+    instance = novadisk.make_instance(1)
+    disk = novadisk.create_root_disk(ctx, instance, image_id)
     return instance, disk.rbd_name
 
 
@@ -108,7 +108,7 @@ def _childless_base(ctx, images, tag):
     """A qcow2 image whose cached base exists and has no clone."""
     image, data = _cached_image(images, tag)
     instance, _disk = _spawn(ctx, image.id)
-    novaflow.delete_instance_disks(instance)
+    novadisk.delete_instance_disks(instance)
     return image, data
 
 
@@ -127,7 +127,7 @@ def _next_spawn_works_and_the_base_goes(ctx, lab, vms, image, data, racer,
     report = _pass(ctx)
     assert retired in report['removed']
     assert _ours(vms, image.id) == [cache.base_name(image.id)]
-    novaflow.delete_instance_disks(second)
+    novadisk.delete_instance_disks(second)
 
 
 def test_clone_racing_the_retirement_keeps_the_base(
@@ -241,7 +241,7 @@ def test_deleted_image_base_waits_for_its_clones(nova_ctx, lab, images,
         assert _parent(vms, disk)[:2] == (lab.vms_pool, retired)
         assert _head(vms, disk, len(data)) == data
     for instance, _disk in made:
-        novaflow.delete_instance_disks(instance)
+        novadisk.delete_instance_disks(instance)
     report = _pass(nova_ctx)
     assert retired in report['removed']
     assert _ours(vms, image.id) == []
@@ -265,7 +265,7 @@ def test_deleted_image_clones_are_flattened_and_the_base_goes(
     for disk in disks:               # the instances live on, flat
         assert _head(vms, disk, len(data)) == data
     for instance, _disk in made:
-        novaflow.delete_instance_disks(instance)
+        novadisk.delete_instance_disks(instance)
 
 
 def test_deleted_raw_image_is_purged_from_the_trash_after_its_clones(
@@ -287,7 +287,7 @@ def test_deleted_raw_image_is_purged_from_the_trash_after_its_clones(
     for _instance, disk in made:
         assert _head(vms, disk, len(gone_data)) == gone_data
     for instance, _disk in made:
-        novaflow.delete_instance_disks(instance)
+        novadisk.delete_instance_disks(instance)
     report = _pass(nova_ctx)
     assert report['purged'] == ['%s/%s' % (lab.images_pool, gone.id)]
     trash = _trash_names(glance_pool)
@@ -298,7 +298,7 @@ def test_deleted_raw_image_is_purged_from_the_trash_after_its_clones(
     (entry,) = [e for e in rbd.RBD().trash_list(glance_pool)
                 if e['name'] == moved.id]
     rbd.RBD().trash_restore(glance_pool, entry['id'], moved.id)
-    novaflow.delete_instance_disks(kept_instance)
+    novadisk.delete_instance_disks(kept_instance)
 
 
 # ------------------------------------------------------------ hosts
@@ -324,7 +324,7 @@ def test_two_hosts_at_once_exactly_one_does_the_work(
         skipper['why'].startswith('ran at ')
     assert [n for n in worker['retired'] if image.id in n] == \
         _ours(vms, image.id)
-    novaflow.delete_instance_disks(instance)
+    novadisk.delete_instance_disks(instance)
     _pass(nova_ctx)
     assert _ours(vms, image.id) == []
 
@@ -358,7 +358,7 @@ def test_killed_pass_mid_flatten_the_next_pass_completes(
         assert not _has_parent(vms, disk)
         assert _sha(vms, disk, len(data)) == digest
     for instance, _disk in made:
-        novaflow.delete_instance_disks(instance)
+        novadisk.delete_instance_disks(instance)
 
 
 def test_soak_spawns_deletes_and_passes_on_two_hosts(

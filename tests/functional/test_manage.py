@@ -22,7 +22,7 @@ from fastclone_backend import basestore
 from fastclone_backend import cache
 from fastclone_backend import cluster
 from fastclone_backend import doctor
-from fastclone_backend import novaflow
+from fastclone_lab import novadisk
 from tests.functional.conftest import lab_environ
 from tests.functional.conftest import make_data
 from tests.functional.conftest import REPO
@@ -40,7 +40,7 @@ def _free_port():
 
 
 def _nova_conf(lab, directory, user=None, glance_url=None, extra=''):
-    return novaflow.write_nova_conf(novaflow.Settings(
+    return novadisk.write_nova_conf(novadisk.Settings(
         ceph_conf=lab.ceph_conf, rbd_user=user or lab.nova_user,
         pool=lab.vms_pool, glance_url=glance_url or lab.glance_url,
         glance_token=lab.glance_token, workdir=str(directory),
@@ -362,8 +362,8 @@ def test_prefetch_then_spawn_is_a_cache_hit(nova_ctx, lab, conf, images,
     downloads = _glance_file_gets(image.id)
     assert downloads == 1
     before = dict(cache.STATS)
-    instance = novaflow.make_instance(1)
-    disk = novaflow.create_root_disk(nova_ctx, instance, image.id)
+    instance = novadisk.make_instance(1)
+    disk = novadisk.create_root_disk(nova_ctx, instance, image.id)
     try:
         assert _parent(vms, disk.rbd_name) == (
             lab.vms_pool, cache.base_name(image.id), 'snap')
@@ -403,7 +403,7 @@ def test_prefetch_then_spawn_is_a_cache_hit(nova_ctx, lab, conf, images,
         assert evicted['action'] == 'removed'   # no clone left
         assert cache.base_name(image.id) not in rbd.RBD().list(vms)
     finally:
-        novaflow.delete_instance_disks(instance)
+        novadisk.delete_instance_disks(instance)
         _remove_base(image.id)
         glance.images.delete(image.id)
 

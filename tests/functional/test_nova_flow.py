@@ -8,7 +8,7 @@ import pytest
 import rbd
 
 from fastclone_backend import imagebackend
-from fastclone_backend import novaflow
+from fastclone_lab import novadisk
 from tests.functional.conftest import make_data
 
 
@@ -38,7 +38,7 @@ def test_nova_conf_fastrbd_runs_as_rbd(nova_ctx):
     import nova.conf
     from nova.virt.libvirt import imagebackend as nova_imagebackend
     assert nova.conf.CONF.libvirt.images_type == 'rbd'
-    instance = novaflow.make_instance(1)
+    instance = novadisk.make_instance(1)
     backend = nova_imagebackend.Backend(False)
     by_name = backend.by_name(instance, 'disk')
     by_path = backend.by_libvirt_path(instance,
@@ -51,8 +51,8 @@ def test_nova_conf_fastrbd_runs_as_rbd(nova_ctx):
 def test_root_disk_is_a_clone_with_flavor_size(nova_ctx, lab, raw_image,
                                                rados_nova):
     image, data = raw_image
-    instance = novaflow.make_instance(1)
-    disk = novaflow.create_root_disk(nova_ctx, instance, image.id)
+    instance = novadisk.make_instance(1)
+    disk = novadisk.create_root_disk(nova_ctx, instance, image.id)
 
     ioctx = rados_nova.open_ioctx(lab.vms_pool)
     try:
@@ -64,7 +64,7 @@ def test_root_disk_is_a_clone_with_flavor_size(nova_ctx, lab, raw_image,
             assert img.op_features() & rbd.RBD_OPERATION_FEATURE_CLONE_CHILD
         assert not os.path.exists(_base_file(image.id))  # no download
 
-        novaflow.delete_instance_disks(instance)
+        novadisk.delete_instance_disks(instance)
         assert disk.rbd_name not in rbd.RBD().list(ioctx)
     finally:
         ioctx.close()
@@ -76,15 +76,15 @@ def test_untrusted_image_refused_then_nova_downloads(nova_ctx, lab, images,
     fastclone_conf(cache_enabled=False)  # the cache has tests of its own
     data = make_data(2 << 20, marker=b'fastclone-fs-marker')
     image = images.upload(images.write(data), store=lab.file_store)
-    instance = novaflow.make_instance(1)
+    instance = novadisk.make_instance(1)
 
-    disk = novaflow.root_disk(instance)
+    disk = novadisk.root_disk(instance)
     with pytest.raises(exception.ImageUnacceptable) as err:
         disk.clone(nova_ctx, image.id)
     assert image.id in str(err.value)
     assert 'scheme is not rbd://' in str(err.value)
 
-    disk = novaflow.create_root_disk(nova_ctx, instance, image.id)
+    disk = novadisk.create_root_disk(nova_ctx, instance, image.id)
     ioctx = rados_nova.open_ioctx(lab.vms_pool)
     try:
         parent, size, head = _disk_info(ioctx, disk.rbd_name, len(data))
@@ -92,7 +92,7 @@ def test_untrusted_image_refused_then_nova_downloads(nova_ctx, lab, images,
         assert os.path.exists(_base_file(image.id))
         assert size == 1 * units.Gi
         assert head == data
-        novaflow.delete_instance_disks(instance)
+        novadisk.delete_instance_disks(instance)
         assert disk.rbd_name not in rbd.RBD().list(ioctx)
     finally:
         ioctx.close()
@@ -137,8 +137,8 @@ def _is_clone_v2(ioctx, name):
 def test_clone_v1_from_protected_snapshot_where_required(
         nova_ctx, lab, raw_image, rados_nova, luminous_cluster):
     image, data = raw_image
-    instance = novaflow.make_instance(1)
-    disk = novaflow.create_root_disk(nova_ctx, instance, image.id)
+    instance = novadisk.make_instance(1)
+    disk = novadisk.create_root_disk(nova_ctx, instance, image.id)
     ioctx = rados_nova.open_ioctx(lab.vms_pool)
     try:
         parent, _, head = _disk_info(ioctx, disk.rbd_name, len(data))
@@ -146,7 +146,7 @@ def test_clone_v1_from_protected_snapshot_where_required(
         assert head == data
         assert not _is_clone_v2(ioctx, disk.rbd_name)
     finally:
-        novaflow.delete_instance_disks(instance)
+        novadisk.delete_instance_disks(instance)
         ioctx.close()
 
 
@@ -167,8 +167,8 @@ def test_unprotected_snapshot_refused_where_clone_v1(
         nova_ctx, lab, unprotected_image, rados_nova, luminous_cluster,
         fastclone_conf):
     fastclone_conf(cache_enabled=False)  # else the cache would copy it
-    instance = novaflow.make_instance(1)
-    disk = novaflow.root_disk(instance)
+    instance = novadisk.make_instance(1)
+    disk = novadisk.root_disk(instance)
     with pytest.raises(exception.ImageUnacceptable) as err:
         disk.clone(nova_ctx, unprotected_image.id)
     assert 'is not protected and this cluster makes clone v1' in \
@@ -182,12 +182,12 @@ def test_unprotected_snapshot_refused_where_clone_v1(
 
 def test_unprotected_snapshot_cloned_as_v2(nova_ctx, lab, unprotected_image,
                                            rados_nova):
-    instance = novaflow.make_instance(1)
-    disk = novaflow.root_disk(instance)
+    instance = novadisk.make_instance(1)
+    disk = novadisk.root_disk(instance)
     disk.clone(nova_ctx, unprotected_image.id)
     ioctx = rados_nova.open_ioctx(lab.vms_pool)
     try:
         assert _is_clone_v2(ioctx, disk.rbd_name)
     finally:
-        novaflow.delete_instance_disks(instance)
+        novadisk.delete_instance_disks(instance)
         ioctx.close()

@@ -15,7 +15,7 @@ import rados
 import rbd
 
 from fastclone_backend import cache
-from fastclone_backend import novaflow
+from fastclone_lab import novadisk
 from tests.functional.conftest import make_data
 from tests.functional.conftest import REPO
 
@@ -99,11 +99,11 @@ def test_raw_declared_qcow2_in_rbd_store_refused_once(
     image = images.upload(images.write(make_data(os.path.getsize(bad))))
     _plant(rados_admin, lab, image.id, bad)
     before = _pools(rados_admin, lab)
-    instance = novaflow.make_instance(1)
-    disk = novaflow.root_disk(instance)
+    instance = novadisk.make_instance(1)
+    disk = novadisk.root_disk(instance)
 
     with pytest.raises(exception.ImageUnacceptable) as e:
-        novaflow.create_root_disk(nova_ctx, instance, image.id)
+        novadisk.create_root_disk(nova_ctx, instance, image.id)
 
     message = str(e.value)
     assert image.id in message
@@ -121,14 +121,14 @@ def test_raw_declared_qcow2_in_rbd_store_refused_once(
 
     # the next spawn is refused from what was learnt: still nothing
     with pytest.raises(exception.ImageUnacceptable):
-        novaflow.create_root_disk(nova_ctx, novaflow.make_instance(1),
+        novadisk.create_root_disk(nova_ctx, novadisk.make_instance(1),
                                   image.id)
     assert _glance_downloads(image.id) == 0
 
     # and a correct image right after still clones
     data = make_data(4 * MiB, marker=b'fastclone-after-refusal')
     good = images.upload(images.write(data))
-    made = novaflow.create_root_disk(nova_ctx, novaflow.make_instance(1),
+    made = novadisk.create_root_disk(nova_ctx, novadisk.make_instance(1),
                                      good.id)
     size, head = _disk_bytes(vms, made.rbd_name, len(data))
     assert (size, head) == (1 << 30, data)
@@ -140,10 +140,10 @@ def test_hundred_concurrent_spawns_of_one_image(nova_ctx, lab, images, vms):
     from nova.virt.libvirt import imagecache
     data = make_data(4 * MiB, marker=b'fastclone-hundred')
     image = images.upload(images.write(data))
-    instances = [novaflow.make_instance(1) for _ in range(100)]
+    instances = [novadisk.make_instance(1) for _ in range(100)]
 
     def spawn(instance):
-        return novaflow.create_root_disk(nova_ctx, instance,
+        return novadisk.create_root_disk(nova_ctx, instance,
                                          image.id).rbd_name
     with concurrent.futures.ThreadPoolExecutor(100) as pool:
         futures = [pool.submit(spawn, i) for i in instances]
@@ -161,7 +161,7 @@ def test_hundred_concurrent_spawns_of_one_image(nova_ctx, lab, images, vms):
         assert _glance_downloads(image.id) == 0
     finally:
         for instance in instances:
-            novaflow.delete_instance_disks(instance)
+            novadisk.delete_instance_disks(instance)
 
 
 def test_cache_off_leaves_unclonable_images_to_nova(
@@ -169,8 +169,8 @@ def test_cache_off_leaves_unclonable_images_to_nova(
     fastclone_conf(cache_enabled=False)
     data = make_data(2 * MiB, marker=b'fastclone-stock-path')
     image = images.upload(images.write(data), store=lab.file_store)
-    instance = novaflow.make_instance(1)
-    disk = novaflow.create_root_disk(nova_ctx, instance, image.id)
+    instance = novadisk.make_instance(1)
+    disk = novadisk.create_root_disk(nova_ctx, instance, image.id)
     try:
         # stock Nova: one download into _base, then rbd import
         assert _glance_downloads(image.id) == 1
@@ -178,7 +178,7 @@ def test_cache_off_leaves_unclonable_images_to_nova(
         size, head = _disk_bytes(vms, disk.rbd_name, len(data))
         assert (size, head) == (1 << 30, data)
     finally:
-        novaflow.delete_instance_disks(instance)
+        novadisk.delete_instance_disks(instance)
 
 
 def test_changed_bytes_refused_after_one_download(nova_ctx, lab, images,
@@ -192,7 +192,7 @@ def test_changed_bytes_refused_after_one_download(nova_ctx, lab, images,
     before = _pools(rados_admin, lab)
 
     with pytest.raises(exception.ImageUnacceptable) as e:
-        novaflow.create_root_disk(nova_ctx, novaflow.make_instance(1),
+        novadisk.create_root_disk(nova_ctx, novadisk.make_instance(1),
                                   image.id)
 
     assert image.id in str(e.value)
@@ -207,15 +207,15 @@ def test_image_deleted_since_its_last_clone_is_not_cloned(
         nova_ctx, lab, images, vms, glance):
     data = make_data(4 * MiB, marker=b'fastclone-deleted-since')
     image = images.upload(images.write(data))
-    first = novaflow.make_instance(1)
-    novaflow.create_root_disk(nova_ctx, first, image.id)
+    first = novadisk.make_instance(1)
+    novadisk.create_root_disk(nova_ctx, first, image.id)
     glance.images.delete(image.id)   # to the trash: it has a clone
-    second = novaflow.make_instance(1)
+    second = novadisk.make_instance(1)
     try:
         with pytest.raises(exception.ImageNotFound):
-            novaflow.create_root_disk(nova_ctx, second, image.id)
+            novadisk.create_root_disk(nova_ctx, second, image.id)
         # what the process learnt of its snapshot does not make it clone
-        assert novaflow.root_disk(second).rbd_name not in rbd.RBD().list(vms)
+        assert novadisk.root_disk(second).rbd_name not in rbd.RBD().list(vms)
     finally:
-        novaflow.delete_instance_disks(first)
-        novaflow.delete_instance_disks(second)
+        novadisk.delete_instance_disks(first)
+        novadisk.delete_instance_disks(second)

@@ -3,7 +3,7 @@ functional tests' nova.conf all take fastrbd's settings from
 fastclone_backend.deploysettings.
 
 Each writer is run for real (the plugin's bash under devstack stubs, the
-lab's own write_glance_conf, novaflow.write_nova_conf); what it wrote is
+lab's own write_glance_conf, novadisk.write_nova_conf); what it wrote is
 compared with deploysettings.render() for its facts, and the renderings
 are compared with one another.
 """
@@ -14,7 +14,7 @@ import re
 import subprocess
 
 from fastclone_backend import deploysettings as ds
-from fastclone_backend import novaflow
+from fastclone_lab import novadisk
 from tests.unit import devstack_harness as harness
 
 LAB = os.path.join(harness.REPO, 'tools', 'lab')
@@ -115,14 +115,14 @@ def test_lab_writes_none_of_them_itself():
 
 def _functional_nova_conf(tmp_path, **kw):
     env = _lab_env()
-    settings = novaflow.Settings(
+    settings = novadisk.Settings(
         ceph_conf='/lab/ceph/ceph.conf',
         rbd_user=env['FASTCLONE_NOVA_RBD_USER'],
         pool=env['FASTCLONE_VMS_POOL'], glance_url='http://127.0.0.1:1',
         glance_token='t', workdir=str(tmp_path),
         images_pool=env['FASTCLONE_IMAGES_POOL'], **kw)
     parser = configparser.ConfigParser(interpolation=None, strict=False)
-    parser.read(novaflow.write_nova_conf(settings))
+    parser.read(novadisk.write_nova_conf(settings))
     facts = {'ceph_conf': settings.ceph_conf, 'nova_user': settings.rbd_user,
              'vms_pool': settings.pool, 'images_pool': settings.images_pool}
     return parser, facts
@@ -140,10 +140,10 @@ def test_functional_nova_conf_keeps_the_benchmarks_stock_backends(tmp_path):
     assert parser.get('libvirt', 'images_rbd_pool') == facts['vms_pool']
 
 
-def test_novaflow_template_sets_none_of_them_itself():
+def test_novadisk_template_sets_none_of_them_itself():
     for s in ds.SETTINGS:
         if s.target == ds.NOVA_COMPUTE:
-            assert not re.search(r'^%s\s*=' % s.option, novaflow.NOVA_CONF,
+            assert not re.search(r'^%s\s*=' % s.option, novadisk.NOVA_CONF,
                                  re.M), s.option
 
 

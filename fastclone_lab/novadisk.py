@@ -10,13 +10,16 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""Nova's real instance-disk flow, outside nova-compute.
+"""One Nova root disk at a time, through Nova's own driver code.
 
-For the demo, the functional tests and the benchmarks: parse a nova.conf as
-nova-compute does (with the hook), then make a root disk exactly as
-``LibvirtDriver._create_and_inject_local_root`` does: ``Backend.by_name``,
-then ``Image.cache()`` with the driver's ``clone_fallback_to_fetch``.  No
-libvirt, message queue or database is involved.
+For the demo, the benchmark and the functional tests that exercise the
+cache, the spawn path and faults disk by disk: parse a nova.conf as
+nova-compute does (with the hook), then make a root disk by calling Nova's
+own ``LibvirtDriver._create_and_inject_local_root`` (``Backend.by_name``,
+``clone_fallback_to_fetch``, ``_try_fetch_image_cache``, ``Image.cache()``)
+on a driver that has only its image backend: no libvirt, message queue,
+database or compute manager.  Every instance action through Nova's real
+services is tested in ``tests/functional/novaactionshost.py``.
 """
 
 import dataclasses
@@ -96,10 +99,14 @@ def start(settings: Settings, hooked: bool = True):
 
 
 def make_instance(root_gb: int):
+    from nova.compute import vm_states
     from nova import objects
     return objects.Instance(uuid=str(uuid.uuid4()), task_state=None,
+                            vm_state=vm_states.BUILDING,
                             flavor=objects.Flavor(root_gb=root_gb),
-                            trusted_certs=None)
+                            trusted_certs=None, migration_context=None,
+                            config_drive='', system_metadata={},
+                            image_ref=None)
 
 
 def root_disk(instance):
@@ -121,31 +128,32 @@ def settings_from_env(workdir: str, extra: str = '') -> Settings:
                     images_pool=env['FASTCLONE_IMAGES_POOL'])
 
 
+class _RootDiskDriver:
+    """The part of LibvirtDriver that makes a root disk: Nova's own code."""
+
+    def __init__(self):
+        import nova.conf
+        from nova.virt.libvirt import driver
+        from nova.virt.libvirt import imagebackend
+        self.image_backend = imagebackend.Backend(
+            nova.conf.CONF.use_cow_images)
+        cls = driver.LibvirtDriver
+        for name in ('_create_and_inject_local_root', '_try_fetch_image_cache',
+                     '_rebase_original_qcow2_image',
+                     '_needs_rebase_original_qcow2_image'):
+            setattr(self, name, getattr(cls, name).__get__(self))
+
+
+DISK_MAPPING = {'disk': {'bus': 'virtio', 'dev': 'vda', 'type': 'disk'}}
+
+
 def create_root_disk(ctx, instance, image_id):
-    """The root disk as LibvirtDriver makes it; returns the Image."""
-    from nova import exception
-    from nova.virt.libvirt import imagecache
-    from nova.virt.libvirt import utils as libvirt_utils
-    from oslo_utils import units
-
-    disk = root_disk(instance)
-
-    # LibvirtDriver._create_and_inject_local_root's closure, as in Nova 34
-    def clone_fallback_to_fetch(context, target, image_id,
-                                trusted_certs=None):
-        try:
-            disk.clone(context, image_id)
-        except exception.ImageUnacceptable:
-            libvirt_utils.fetch_image(context, target, image_id,
-                                      trusted_certs)
-
-    fetch_func = clone_fallback_to_fetch if disk.SUPPORTS_CLONE else \
-        libvirt_utils.fetch_image
-    disk.cache(fetch_func=fetch_func, context=ctx,
-               filename=imagecache.get_cache_fname(image_id),
-               image_id=image_id, size=instance.flavor.root_gb * units.Gi,
-               trusted_certs=None)
-    return disk
+    """The root disk as LibvirtDriver.spawn makes it; returns the Image."""
+    _RootDiskDriver()._create_and_inject_local_root(
+        ctx, instance, DISK_MAPPING, booted_from_volume=False, suffix='',
+        disk_images={'image_id': image_id}, injection_info=None,
+        fallback_from_host=None)
+    return root_disk(instance)
 
 
 def delete_instance_disks(instance):

@@ -10,7 +10,7 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""``fastclone-demo``: instance root disks from Glance images on the lab.
+"""The demo (``tools/demo``): root disks from Glance images on the lab.
 
 1. A raw image in Glance's rbd store: its location, the bare librbd clone
    time, then N root disks made through Nova's real image-backend code with
@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 
-from fastclone_backend import labkit
+from fastclone_lab import labkit
 
 MiB = 1 << 20
 
@@ -46,12 +46,12 @@ def _upload(glance, path, disk_format):
 
 def _create_disks(ctx, image_id, count, root_gb, made, first=1):
     """Create count root disks; returns their times in ms."""
-    from fastclone_backend import novaflow
+    from fastclone_lab import novadisk
     times = []
     for i in range(count):
-        instance = novaflow.make_instance(root_gb)
+        instance = novadisk.make_instance(root_gb)
         start = time.perf_counter()
-        disk = novaflow.create_root_disk(ctx, instance, image_id)
+        disk = novadisk.create_root_disk(ctx, instance, image_id)
         times.append((time.perf_counter() - start) * 1000)
         made.append(instance)
         print('  disk %2d  vms/%s  %8.1f ms'
@@ -109,19 +109,19 @@ def main(argv=None):
     parser.add_argument('--root-gb', type=int, default=10)
     args = parser.parse_args(argv)
 
-    from fastclone_backend import novaflow
+    from fastclone_lab import novadisk
 
     glance = labkit.glance()
     print('ceph fsid:      %s' % labkit.env('FASTCLONE_CEPH_FSID'))
     workdir = tempfile.mkdtemp(prefix='fastclone-demo-')
-    ctx = novaflow.start(novaflow.settings_from_env(workdir))
+    ctx = novadisk.start(novadisk.settings_from_env(workdir))
     made, images = [], []
     try:
         primitive = _raw_section(ctx, glance, args, workdir, made, images)
         _qcow2_section(ctx, glance, args, workdir, made, images, primitive)
     finally:
         for instance in made:
-            novaflow.delete_instance_disks(instance)
+            novadisk.delete_instance_disks(instance)
         labkit.remove_images(glance, images)
         subprocess.run(['rm', '-rf', workdir], check=False)
     return 0

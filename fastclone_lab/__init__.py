@@ -1,0 +1,21 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+
+"""The lab's side of the demo, the benchmark and the functional tests.
+
+Not part of the installed ``fastclone_backend`` package and never imported
+by nova-compute or fastclone-manage: lab helpers (``labkit``), one Nova root
+disk at a time through Nova's own driver code (``novadisk``), the demo
+(``python -m fastclone_lab.demo``, run by ``tools/demo``).  Run from the
+repository's root, as tools/demo, tools/bench and the tests do.
+"""
