@@ -32,8 +32,10 @@ fakelibvirt.  Unlike Nova's own tests, the image side is real:
 * Nova's image API talks to the lab's Glance (no ``GlanceFixture``).
 
 The lab and the images come from the environment (``FASTCLONE_*`` as
-``tools/lab env`` prints them, ``FASTCLONE_NOVA_RAW_IMAGE`` and
-``FASTCLONE_NOVA_QCOW2_IMAGE``: ids of images the parent uploaded;
+``tools/lab env`` prints them, ``FASTCLONE_NOVA_RAW_IMAGE``,
+``FASTCLONE_NOVA_QCOW2_IMAGE``, ``FASTCLONE_NOVA_FILE_IMAGE`` (raw, in
+Glance's file store) and ``FASTCLONE_NOVA_SPARE_RAW_IMAGE``: ids of images
+the parent uploaded, all of the same data;
 ``FASTCLONE_NOVA_CONCURRENCY``: ``eventlet`` or ``threading``, what Nova
 must be running on, chosen by the parent with Nova's own
 ``OS_NOVA_DISABLE_EVENTLET_PATCHING``).
@@ -68,6 +70,7 @@ from nova.tests import fixtures as nova_fixtures
 from nova.tests.functional import integrated_helpers
 from nova.tests.functional.libvirt import base
 from nova import utils as nova_utils
+from nova.virt.libvirt import imagecache
 
 CONF = nova_conf.CONF
 ENV = os.environ
@@ -132,6 +135,40 @@ class Ceph:
                 except rbd.ImageNotFound:
                     parent = None
                 return image.size(), parent
+
+    def head(self, pool, name, length=4 << 20):
+        import rbd
+        with self.client.open_ioctx(pool) as ioctx:
+            with rbd.Image(ioctx, name, read_only=True) as image:
+                return image.read(0, length)
+
+    def is_clone_v2(self, pool, name):
+        import rbd
+        with self.client.open_ioctx(pool) as ioctx:
+            with rbd.Image(ioctx, name, read_only=True) as image:
+                return bool(image.op_features() &
+                            rbd.RBD_OPERATION_FEATURE_CLONE_CHILD)
+
+    def min_compat_client(self, release=None):
+        """Set require_min_compat_client (or read it); the old value."""
+        ret, out, err = self.client.mon_command(json.dumps(
+            {'prefix': 'osd get-require-min-compat-client'}), b'')
+        assert ret == 0, err
+        if release:
+            ret, _, err = self.client.mon_command(json.dumps(
+                {'prefix': 'osd set-require-min-compat-client',
+                 'version': release}), b'')
+            assert ret == 0, err
+        return out.decode().strip()
+
+    def protect(self, pool, name, snap, protected):
+        import rbd
+        with self.client.open_ioctx(pool) as ioctx:
+            with rbd.Image(ioctx, name) as image:
+                if protected:
+                    image.protect_snap(snap)
+                else:
+                    image.unprotect_snap(snap)
 
     def snaps(self, pool, name):
         import rbd
@@ -231,6 +268,18 @@ class FastRbdNovaTest(base.ServersTestBase):
                          '%s/%s is not a clone of %s' % (
                              self.vms_pool, name, parent))
         self.assertEqual(root_gb * units.Gi, size)
+        # the guest sees the image's data (every image has the same)
+        self.assertEqual(self.image_head(), self.ceph.head(self.vms_pool,
+                                                           name))
+
+    def image_head(self):
+        return self.ceph.head(self.images_pool,
+                              ENV['FASTCLONE_NOVA_RAW_IMAGE'])
+
+    def base_files(self):
+        """What Nova downloaded into the hosts' _base (one dir here)."""
+        base = os.path.join(CONF.instances_path, '_base')
+        return sorted(os.listdir(base)) if os.path.isdir(base) else []
 
     def assert_no_leftovers(self, server):
         """Nothing named after the server; nothing new but cached bases."""
@@ -290,6 +339,9 @@ class BootTest(FastRbdNovaTest):
         server = self.boot(image_id)
         self.assertEqual('ACTIVE', server['status'])
         self.assert_root_disk(server, self.raw_parent(image_id), 1)
+        self.assertTrue(self.ceph.is_clone_v2(self.vms_pool,
+                                              '%s_disk' % server['id']))
+        self.assertEqual([], self.base_files())   # no download into _base
         self._delete_server(server)
         self.assert_no_leftovers(server)
 
@@ -433,6 +485,81 @@ class ActionsTest(FastRbdNovaTest):
         self.assert_root_disk(server, self.raw_parent(image_id), 1)
         self._delete_server(server)
         self.assert_no_leftovers(server)
+
+
+class CloneChoiceTest(FastRbdNovaTest):
+    """Which disk Nova gets: clone in place, cached base, or a download."""
+
+    def test_file_store_raw_goes_through_the_cache(self):
+        image_id = ENV['FASTCLONE_NOVA_FILE_IMAGE']
+        server = self.boot(image_id)
+        self.assertEqual('ACTIVE', server['status'])
+        self.assert_root_disk(server, self.cache_parent(image_id), 1)
+        self.assertTrue(self.ceph.is_clone_v2(self.vms_pool,
+                                              '%s_disk' % server['id']))
+        self.assertEqual([], self.base_files())   # no download into _base
+        self._delete_server(server)
+        self.assert_no_leftovers(server)
+
+    def test_no_clone_no_cache_then_nova_downloads(self):
+        """Refused clone, cache off: Nova's own fallback, as stock rbd."""
+        self.flags(cache_enabled=False, group='fastclone')
+        image_id = ENV['FASTCLONE_NOVA_FILE_IMAGE']
+        server = self.boot(image_id)
+        self.assertEqual('ACTIVE', server['status'])
+        # clone_fallback_to_fetch: download into _base, rbd import
+        self.assert_root_disk(server, None, 1)
+        self.assertEqual([imagecache.get_cache_fname(image_id)],
+                         self.base_files())
+        self._delete_server(server)
+        self.assert_no_leftovers(server)
+
+    def test_clone_v1_where_the_cluster_requires_it(self):
+        image_id = ENV['FASTCLONE_NOVA_RAW_IMAGE']
+        self.with_min_compat_client('luminous')
+        server = self.boot(image_id)
+        self.assert_root_disk(server, self.raw_parent(image_id), 1)
+        self.assertFalse(self.ceph.is_clone_v2(self.vms_pool,
+                                               '%s_disk' % server['id']))
+        self._delete_server(server)
+        self.assert_no_leftovers(server)
+
+    def test_unprotected_snapshot_cloned_as_v2(self):
+        image_id = self.unprotected_image()
+        server = self.boot(image_id)
+        self.assert_root_disk(server, self.raw_parent(image_id), 1)
+        self.assertTrue(self.ceph.is_clone_v2(self.vms_pool,
+                                              '%s_disk' % server['id']))
+        self._delete_server(server)
+        self.assert_no_leftovers(server)
+
+    def test_unprotected_snapshot_where_clone_v1_downloads(self):
+        """librbd cannot clone v1 from it: refused, then Nova downloads."""
+        self.flags(cache_enabled=False, group='fastclone')
+        image_id = self.unprotected_image()
+        self.with_min_compat_client('luminous')
+        server = self.boot(image_id)
+        self.assertEqual('ACTIVE', server['status'])
+        self.assert_root_disk(server, None, 1)
+        self.assertEqual([imagecache.get_cache_fname(image_id)],
+                         self.base_files())
+        self._delete_server(server)
+        self.assert_no_leftovers(server)
+
+    def with_min_compat_client(self, release):
+        before = self.ceph.min_compat_client(release)
+        self.addCleanup(self.ceph.min_compat_client, before)
+
+    def unprotected_image(self):
+        """The spare raw image with its snapshot unprotected, for a test.
+
+        Protected again at cleanup (Glance's delete needs it).
+        """
+        image_id = ENV['FASTCLONE_NOVA_SPARE_RAW_IMAGE']
+        self.ceph.protect(self.images_pool, image_id, 'snap', False)
+        self.addCleanup(self.ceph.protect, self.images_pool, image_id,
+                        'snap', True)
+        return image_id
 
 
 class _JsonResult(unittest.TextTestResult):

@@ -29,6 +29,11 @@ SCENARIOS = (
     'ActionsTest.test_rebuild_to_another_image',
     'ActionsTest.test_snapshot_then_boot_from_it',
     'ActionsTest.test_shelve_unshelve_on_the_other_compute',
+    'CloneChoiceTest.test_file_store_raw_goes_through_the_cache',
+    'CloneChoiceTest.test_no_clone_no_cache_then_nova_downloads',
+    'CloneChoiceTest.test_clone_v1_where_the_cluster_requires_it',
+    'CloneChoiceTest.test_unprotected_snapshot_cloned_as_v2',
+    'CloneChoiceTest.test_unprotected_snapshot_where_clone_v1_downloads',
 )
 TIMEOUT = 900
 
@@ -42,11 +47,20 @@ def _qcow2(images, data):
 
 
 @pytest.fixture(scope='module')
-def uploaded(images):
+def uploaded(images, lab):
+    """{env name: image id}: the images the scenarios boot from."""
     data = conftest.make_data(16 << 20, marker=b'fastclone-nova-actions')
-    raw = images.upload(images.write(data, 'nova.raw'))
-    qcow2 = images.upload(_qcow2(images, data), disk_format='qcow2')
-    return raw.id, qcow2.id
+    raw = images.write(data, 'nova.raw')
+    return {
+        'FASTCLONE_NOVA_RAW_IMAGE': images.upload(raw).id,
+        'FASTCLONE_NOVA_QCOW2_IMAGE': images.upload(
+            _qcow2(images, data), disk_format='qcow2').id,
+        # raw, but in Glance's file store: no rbd:// location to clone
+        'FASTCLONE_NOVA_FILE_IMAGE': images.upload(
+            raw, store=lab.file_store).id,
+        # raw in the rbd store; the scenario unprotects its snapshot
+        'FASTCLONE_NOVA_SPARE_RAW_IMAGE': images.upload(raw).id,
+    }
 
 
 # Nova 34's services run on native threads by default, eventlet is still
@@ -58,9 +72,7 @@ MODES = {'eventlet': '0', 'threading': '1'}
 def outcomes(request, lab, uploaded, tmp_path_factory):
     mode = request.param
     out = tmp_path_factory.mktemp('nova-actions-' + mode) / 'outcomes.json'
-    env = dict(conftest.lab_environ(lab),
-               FASTCLONE_NOVA_RAW_IMAGE=uploaded[0],
-               FASTCLONE_NOVA_QCOW2_IMAGE=uploaded[1],
+    env = dict(conftest.lab_environ(lab), **uploaded,
                FASTCLONE_NOVA_CONCURRENCY=mode,
                OS_NOVA_DISABLE_EVENTLET_PATCHING=MODES[mode])
     proc = subprocess.run(
