@@ -170,6 +170,18 @@ class Ceph:
                 else:
                     image.unprotect_snap(snap)
 
+    def images_named(self, text):
+        """['pool/image <- parent (size)'] of every image named with text."""
+        found = []
+        for pool, name in sorted(self.everywhere()):
+            if text not in name:
+                continue
+            size, parent = self.disk(pool, name)
+            found.append('%s/%s%s (%d MiB)' % (
+                pool, name, ' <- %s/%s@%s' % parent if parent else '',
+                size >> 20))
+        return found
+
     def snaps(self, pool, name):
         import rbd
         with self.client.open_ioctx(pool) as ioctx:
@@ -281,15 +293,27 @@ class FastRbdNovaTest(base.ServersTestBase):
         base = os.path.join(CONF.instances_path, '_base')
         return sorted(os.listdir(base)) if os.path.isdir(base) else []
 
+    def _delete_server(self, server):
+        """Nova's delete, after noting the server's RBD images (SEEN)."""
+        SEEN.setdefault(self.id(), {})[server['id']] = {
+            'before_delete': self.ceph.images_named(server['id'])}
+        super()._delete_server(server)
+
     def assert_no_leftovers(self, server):
         """Nothing named after the server; nothing new but cached bases."""
         now = self.ceph.everywhere()
         left = {(pool, name) for pool, name in now if server['id'] in name}
+        seen = SEEN.setdefault(self.id(), {}).setdefault(server['id'], {})
+        seen['left'] = sorted('%s/%s' % i for i in left)
+        seen['bases'] = sorted('%s/%s' % (pool, name)
+                               for pool, name in now - self.before
+                               if name.startswith(cache.BASE_PREFIX))
         self.assertEqual(set(), left,
                          'images of deleted server %s' % server['id'])
         new = {(pool, name) for pool, name in now - self.before
                if not (pool == self.vms_pool and
                        name.startswith(cache.BASE_PREFIX))}
+        seen['left'] = sorted(set(seen['left']) | {'%s/%s' % i for i in new})
         self.assertEqual(set(), new, 'images left since the test started')
 
     def raw_parent(self, image_id):
@@ -562,6 +586,12 @@ class CloneChoiceTest(FastRbdNovaTest):
         return image_id
 
 
+# {test id: {server id: {'before_delete': [...], 'left': [...],
+# 'bases': [...]}}}: what each scenario left in Ceph, for the report;
+# module-level because Nova's TestCase clears its attributes at cleanup
+SEEN = {}
+
+
 class _JsonResult(unittest.TextTestResult):
     """Each test's outcome, time and traceback, for the parent process."""
 
@@ -579,7 +609,8 @@ class _JsonResult(unittest.TextTestResult):
             'status': status,
             'seconds': round(time.monotonic() - self._started.get(
                 test.id(), time.monotonic()), 1),
-            'detail': self._exc_info_to_string(err, test) if err else ''}
+            'detail': self._exc_info_to_string(err, test) if err else '',
+            'rbd': SEEN.get(test.id(), {})}
 
     def addSuccess(self, test):
         super().addSuccess(test)

@@ -10,6 +10,7 @@ as a test here, with its traceback when it fails.
 """
 
 import json
+import os
 import subprocess
 import sys
 
@@ -84,7 +85,35 @@ def outcomes(request, lab, uploaded, tmp_path_factory):
             proc.stderr[-5000:]), pytrace=False)
     with open(out) as f:
         got = json.load(f)
-    return {name.split('.', 1)[1]: outcome for name, outcome in got.items()}
+    outcomes = {name.split('.', 1)[1]: outcome
+                for name, outcome in got.items()}
+    if os.environ.get(REPORT):
+        with open(os.environ[REPORT], 'a') as f:
+            f.write(report(mode, outcomes))
+    return outcomes
+
+
+REPORT = 'FASTCLONE_NOVA_ACTIONS_REPORT'   # a file to append the table to
+
+
+def report(mode, outcomes):
+    """A table: scenario, outcome, RBD images before delete, leftovers."""
+    rows = ['', '%s mode' % mode, '',
+            '| scenario | outcome | RBD images after it (before delete) '
+            '| cached bases kept | leftovers after delete |',
+            '|---|---|---|---|---|']
+    for name in SCENARIOS:
+        outcome = outcomes.get(name, {'status': 'missing', 'seconds': 0})
+        servers = outcome.get('rbd', {}).values()
+        rows.append('| %s | %s %.1f s | %s | %s | %s |' % (
+            name.split('.', 1)[1], outcome['status'], outcome['seconds'],
+            '<br>'.join(i for s in servers for i in s.get('before_delete',
+                                                          [])),
+            '<br>'.join(sorted({b for s in servers
+                                for b in s.get('bases', [])})) or '-',
+            '<br>'.join(i for s in servers for i in s.get('left', []))
+            or 'none'))
+    return '\n'.join(rows) + '\n'
 
 
 def test_every_scenario_ran(outcomes):
