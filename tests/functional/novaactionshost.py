@@ -73,6 +73,9 @@ CONF = nova_conf.CONF
 ENV = os.environ
 TINY = '1'    # Nova's default flavors: m1.tiny, root_gb 1
 SMALL = '2'   # m1.small, root_gb 20
+# polls of a booting server (0.5 s each; Nova's helpers give it 10): Nova
+# writes and imports ephemeral and swap disks in full
+BOOT_POLLS = 60
 
 
 class LabGlance(fixtures.Fixture):
@@ -132,6 +135,12 @@ class Ceph:
                 except rbd.ImageNotFound:
                     parent = None
                 return image.size(), parent
+
+    def read(self, pool, name, offset, length):
+        import rbd
+        with self.client.open_ioctx(pool) as ioctx:
+            with rbd.Image(ioctx, name, read_only=True) as image:
+                return image.read(offset, length)
 
     def snaps(self, pool, name):
         import rbd
@@ -257,6 +266,16 @@ class FastRbdNovaTest(base.ServersTestBase):
         return self._create_flavor(memory_mb=512, vcpu=1, disk=disk,
                                    ephemeral=0)
 
+    def base_dir_files(self):
+        """What Nova's download path wrote in the hosts' ``_base``."""
+        path = fc_imagebackend.nova_base_dir()
+        return sorted(os.listdir(path)) if os.path.isdir(path) else []
+
+    def domain_xml(self, server):
+        host = server['OS-EXT-SRV-ATTR:host']
+        conn = self.computes[host].driver._host.get_connection()
+        return conn.lookupByUUIDString(server['id']).XMLDesc(0)
+
     def wait_image_active(self, image_id, timeout=60):
         deadline = time.monotonic() + timeout
         while True:
@@ -270,11 +289,15 @@ class FastRbdNovaTest(base.ServersTestBase):
                             'image %s is %s' % (image_id, image['status']))
             time.sleep(0.2)
 
-    def boot(self, image_id, flavor_id=TINY):
-        server = self._create_server(image_uuid=image_id, flavor_id=flavor_id,
-                                     networks='none')
+    def boot(self, image_id, flavor_id=TINY, **extra):
+        """An ACTIVE server; extra: more of the create request's body."""
+        body = self._build_server(image_uuid=image_id, flavor_id=flavor_id,
+                                  networks='none')
+        body.update(extra)
+        server = self.api.post_server({'server': body})
         self.addCleanup(self._cleanup_server, server)
-        return server
+        return self._wait_for_state_change(server, 'ACTIVE',
+                                           max_retries=BOOT_POLLS)
 
     def _cleanup_server(self, server):
         try:
@@ -432,6 +455,87 @@ class ActionsTest(FastRbdNovaTest):
         self.assertEqual('ACTIVE', server['status'])
         self.assert_root_disk(server, self.raw_parent(image_id), 1)
         self._delete_server(server)
+        self.assert_no_leftovers(server)
+
+
+# an ISO 9660 primary volume descriptor: 'CD001' at byte 1 of sector 16,
+# the volume identifier 40 bytes further; Nova labels config drives config-2
+ISO_PVD = 16 * 2048
+CONFIG_DRIVE_LABEL = b'config-2'
+# Nova's ephemeral disk of an image without os_type: vfat, labelled
+# ephemeral0 (mkfs.fat makes FAT32 at 1 GB): its boot sector's label and type
+FAT32_LABEL = (71, b'ephemeral0 FAT32   ')
+# mkswap's signature ends the first 4 KiB page
+SWAP_SIGNATURE = b'SWAPSPACE2'
+
+
+class ConfigDriveTest(FastRbdNovaTest):
+
+    def test_config_drive_imported_into_rbd(self):
+        image_id = ENV['FASTCLONE_NOVA_RAW_IMAGE']
+        server = self.boot(image_id, config_drive=True)
+        self.assertEqual('ACTIVE', server['status'])
+        self.assertEqual('True', server['config_drive'])
+        self.assert_root_disk(server, self.raw_parent(image_id), 1)
+        # Nova built the ISO in the instance directory, imported it as
+        # <uuid>_disk.config (a plain image, no parent) and removed the file
+        name = '%s_disk.config' % server['id']
+        self.assertIn(name, self.ceph.names(self.vms_pool))
+        size, parent = self.ceph.disk(self.vms_pool, name)
+        self.assertIsNone(parent)
+        self.assertGreater(size, ISO_PVD + 2048)
+        pvd = self.ceph.read(self.vms_pool, name, ISO_PVD, 48)
+        self.assertEqual(b'CD001', pvd[1:6])
+        self.assertEqual(CONFIG_DRIVE_LABEL,
+                         pvd[40:40 + len(CONFIG_DRIVE_LABEL)])
+        self.assertFalse(os.path.exists(os.path.join(
+            CONF.instances_path, server['id'], 'disk.config')))
+        # the guest gets it from RBD
+        self.assertIn('%s/%s' % (self.vms_pool, name),
+                      self.domain_xml(server))
+        self._delete_server(server)
+        self.assert_image_gone(server, 'disk.config')
+        self.assert_no_leftovers(server)
+
+
+class LocalDisksTest(FastRbdNovaTest):
+
+    def test_ephemeral_and_swap_disks(self):
+        image_id = ENV['FASTCLONE_NOVA_RAW_IMAGE']
+        flavor = self._create_flavor(memory_mb=512, vcpu=1, disk=1,
+                                     ephemeral=1, swap=512)
+        server = self.boot(image_id, flavor_id=flavor)
+        self.assertEqual('ACTIVE', server['status'])
+        # the root disk is still a clone; the other two are Nova's own
+        # (made in _base by mkfs.vfat/mkswap, imported into RBD), full size.
+        # The API turns the flavor's ephemeral into a blank block device
+        # mapping (compute.api, _get_flavor_defined_bdms), so the disk is
+        # Nova's disk.eph0, not the flavor-only disk.local
+        self.assert_root_disk(server, self.raw_parent(image_id), 1)
+        self.assert_image_gone(server, 'disk.local')
+        local = '%s_disk.eph0' % server['id']
+        swap = '%s_disk.swap' % server['id']
+        self.assertEqual((units.Gi, None), self.ceph.disk(self.vms_pool,
+                                                          local))
+        self.assertEqual((512 * units.Mi, None),
+                         self.ceph.disk(self.vms_pool, swap))
+        offset, label = FAT32_LABEL
+        self.assertEqual(label, self.ceph.read(self.vms_pool, local, offset,
+                                               len(label)))
+        self.assertEqual(b'\x55\xaa',
+                         self.ceph.read(self.vms_pool, local, 510, 2))
+        self.assertEqual(SWAP_SIGNATURE, self.ceph.read(
+            self.vms_pool, swap, 4096 - len(SWAP_SIGNATURE),
+            len(SWAP_SIGNATURE)))
+        # their templates, Nova's as on a stock rbd host
+        self.assertEqual(['ephemeral_1_', 'swap_512'], [
+            name[:len('ephemeral_1_')] for name in self.base_dir_files()])
+        xml = self.domain_xml(server)
+        for name in ('%s_disk' % server['id'], local, swap):
+            self.assertIn('%s/%s' % (self.vms_pool, name), xml)
+        self._delete_server(server)
+        self.assert_image_gone(server, 'disk.eph0')
+        self.assert_image_gone(server, 'disk.swap')
         self.assert_no_leftovers(server)
 
 

@@ -29,6 +29,8 @@ SCENARIOS = (
     'ActionsTest.test_rebuild_to_another_image',
     'ActionsTest.test_snapshot_then_boot_from_it',
     'ActionsTest.test_shelve_unshelve_on_the_other_compute',
+    'ConfigDriveTest.test_config_drive_imported_into_rbd',
+    'LocalDisksTest.test_ephemeral_and_swap_disks',
 )
 TIMEOUT = 900
 
