@@ -34,6 +34,8 @@ fakelibvirt.  Unlike Nova's own tests, the image side is real:
 The lab and the images come from the environment (``FASTCLONE_*`` as
 ``tools/lab env`` prints them, ``FASTCLONE_NOVA_RAW_IMAGE`` and
 ``FASTCLONE_NOVA_QCOW2_IMAGE``: ids of images the parent uploaded;
+``FASTCLONE_NOVA_PRECACHE_IMAGE``: a qcow2 image no other scenario uses,
+uploaded for this run, so it has no cached base yet;
 ``FASTCLONE_NOVA_CONCURRENCY``: ``eventlet`` or ``threading``, what Nova
 must be running on, chosen by the parent with Nova's own
 ``OS_NOVA_DISABLE_EVENTLET_PATCHING``).
@@ -537,6 +539,66 @@ class LocalDisksTest(FastRbdNovaTest):
         self.assert_image_gone(server, 'disk.eph0')
         self.assert_image_gone(server, 'disk.swap')
         self.assert_no_leftovers(server)
+
+
+class PrecacheTest(FastRbdNovaTest):
+    """Nova's image precache API (2.81) through the real API."""
+
+    def precache(self, image_ids):
+        """Ask for the images on an aggregate of both computes; wait."""
+        agg = self.api.post_aggregate(
+            {'aggregate': {'name': 'fastclone-precache'}})
+        for host in sorted(self.computes):
+            self.api.add_host_to_aggregate(agg['id'], host)
+        self.api.api_post('/os-aggregates/%s/images' % agg['id'],
+                          {'cache': [{'id': i} for i in image_ids]},
+                          check_response_status=[202])
+        self.notifier.wait_for_versioned_notifications(
+            'aggregate.cache_images.end')
+        return self.notifier.wait_for_versioned_notifications(
+            'aggregate.cache_images.progress', n_events=len(self.computes))
+
+    def test_aggregate_precache_then_boot(self):
+        qcow2 = ENV['FASTCLONE_NOVA_PRECACHE_IMAGE']   # no base yet
+        raw = ENV['FASTCLONE_NOVA_RAW_IMAGE']
+        base = cache.base_name(qcow2)
+        self.assertNotIn(base, self.ceph.names(self.vms_pool))
+        before = dict(cache.STATS)
+        progress = self.precache([qcow2, raw])
+        self.assertEqual(sorted(self.computes), sorted(
+            n['payload']['nova_object.data']['host'] for n in progress))
+        for notification in progress:
+            payload = notification['payload']['nova_object.data']
+            self.assertEqual(sorted([qcow2, raw]),
+                             sorted(payload['images_cached']))
+            self.assertEqual([], payload['images_failed'])
+        # one host populated the base, the other found it; the raw image
+        # clones in place: nothing to do on either host
+        log = self.stdlog.logger.output
+        self.assertIn('1 cached, 3 existing, 0 errors, 0 unsupported, '
+                      '0 skipped', log)
+        self.assertIn('precache of image %s: nothing to do' % raw, log)
+        self.assertEqual(1, cache.STATS['populations'] -
+                         before.get('populations', 0))
+        self.assertEqual(2, cache.STATS['precaches'] -
+                         before.get('precaches', 0))
+        self.assertIn(base, self.ceph.names(self.vms_pool))
+        self.assertEqual((16 * units.Mi, None),
+                         self.ceph.disk(self.vms_pool, base))
+        self.assertEqual([cache.SNAP], self.ceph.snaps(self.vms_pool, base))
+        self.assertEqual([], self.base_dir_files())
+        new = self.ceph.everywhere() - self.before
+        self.assertEqual({(self.vms_pool, base)}, new)
+
+        server = self.boot(qcow2)
+        self.assert_root_disk(server, self.cache_parent(qcow2), 1)
+        self.assertEqual(1, cache.STATS['populations'] -
+                         before.get('populations', 0))
+        self.assertEqual(1, cache.STATS['hits'] - before.get('hits', 0))
+        self.assertEqual([], self.base_dir_files())
+        self._delete_server(server)
+        self.assert_no_leftovers(server)
+        self.assertIn(base, self.ceph.names(self.vms_pool))
 
 
 class _JsonResult(unittest.TextTestResult):

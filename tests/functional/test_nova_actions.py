@@ -31,6 +31,7 @@ SCENARIOS = (
     'ActionsTest.test_shelve_unshelve_on_the_other_compute',
     'ConfigDriveTest.test_config_drive_imported_into_rbd',
     'LocalDisksTest.test_ephemeral_and_swap_disks',
+    'PrecacheTest.test_aggregate_precache_then_boot',
 )
 TIMEOUT = 900
 
@@ -56,13 +57,22 @@ def uploaded(images):
 MODES = {'eventlet': '0', 'threading': '1'}
 
 
+def _fresh_qcow2(images, mode):
+    """A qcow2 image of its own for each run: no cached base yet."""
+    data = conftest.make_data(16 << 20,
+                              marker=b'fastclone-nova-precache-' + mode)
+    return images.upload(_qcow2(images, data), disk_format='qcow2').id
+
+
 @pytest.fixture(scope='module', params=sorted(MODES))
-def outcomes(request, lab, uploaded, tmp_path_factory):
+def outcomes(request, lab, images, uploaded, tmp_path_factory):
     mode = request.param
     out = tmp_path_factory.mktemp('nova-actions-' + mode) / 'outcomes.json'
     env = dict(conftest.lab_environ(lab),
                FASTCLONE_NOVA_RAW_IMAGE=uploaded[0],
                FASTCLONE_NOVA_QCOW2_IMAGE=uploaded[1],
+               FASTCLONE_NOVA_PRECACHE_IMAGE=_fresh_qcow2(
+                   images, mode.encode()),
                FASTCLONE_NOVA_CONCURRENCY=mode,
                OS_NOVA_DISABLE_EVENTLET_PATCHING=MODES[mode])
     proc = subprocess.run(
