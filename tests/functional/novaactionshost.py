@@ -36,6 +36,8 @@ The lab and the images come from the environment (``FASTCLONE_*`` as
 ``FASTCLONE_NOVA_QCOW2_IMAGE``, ``FASTCLONE_NOVA_FILE_IMAGE`` (raw, in
 Glance's file store) and ``FASTCLONE_NOVA_SPARE_RAW_IMAGE``: ids of images
 the parent uploaded, all of the same data;
+``FASTCLONE_NOVA_PRECACHE_IMAGE``: a qcow2 image no other scenario uses,
+uploaded for this run, so it has no cached base yet;
 ``FASTCLONE_NOVA_CONCURRENCY``: ``eventlet`` or ``threading``, what Nova
 must be running on, chosen by the parent with Nova's own
 ``OS_NOVA_DISABLE_EVENTLET_PATCHING``).
@@ -76,6 +78,10 @@ CONF = nova_conf.CONF
 ENV = os.environ
 TINY = '1'    # Nova's default flavors: m1.tiny, root_gb 1
 SMALL = '2'   # m1.small, root_gb 20
+# polls of a booting server (0.5 s each; Nova's helpers give it 10): Nova
+# writes and imports ephemeral and swap disks in full
+BOOT_POLLS = 60
+HEAD = 4 << 20   # bytes of a disk compared with its image's
 
 
 class LabGlance(fixtures.Fixture):
@@ -136,12 +142,6 @@ class Ceph:
                     parent = None
                 return image.size(), parent
 
-    def head(self, pool, name, length=4 << 20):
-        import rbd
-        with self.client.open_ioctx(pool) as ioctx:
-            with rbd.Image(ioctx, name, read_only=True) as image:
-                return image.read(0, length)
-
     def is_clone_v2(self, pool, name):
         import rbd
         with self.client.open_ioctx(pool) as ioctx:
@@ -181,6 +181,12 @@ class Ceph:
                 pool, name, ' <- %s/%s@%s' % parent if parent else '',
                 size >> 20))
         return found
+
+    def read(self, pool, name, offset, length):
+        import rbd
+        with self.client.open_ioctx(pool) as ioctx:
+            with rbd.Image(ioctx, name, read_only=True) as image:
+                return image.read(offset, length)
 
     def snaps(self, pool, name):
         import rbd
@@ -281,17 +287,12 @@ class FastRbdNovaTest(base.ServersTestBase):
                              self.vms_pool, name, parent))
         self.assertEqual(root_gb * units.Gi, size)
         # the guest sees the image's data (every image has the same)
-        self.assertEqual(self.image_head(), self.ceph.head(self.vms_pool,
-                                                           name))
+        self.assertEqual(self.image_head(), self.ceph.read(
+            self.vms_pool, name, 0, HEAD))
 
     def image_head(self):
-        return self.ceph.head(self.images_pool,
-                              ENV['FASTCLONE_NOVA_RAW_IMAGE'])
-
-    def base_files(self):
-        """What Nova downloaded into the hosts' _base (one dir here)."""
-        base = os.path.join(CONF.instances_path, '_base')
-        return sorted(os.listdir(base)) if os.path.isdir(base) else []
+        return self.ceph.read(self.images_pool,
+                              ENV['FASTCLONE_NOVA_RAW_IMAGE'], 0, HEAD)
 
     def _delete_server(self, server):
         """Nova's delete, after noting the server's RBD images (SEEN)."""
@@ -330,6 +331,16 @@ class FastRbdNovaTest(base.ServersTestBase):
         return self._create_flavor(memory_mb=512, vcpu=1, disk=disk,
                                    ephemeral=0)
 
+    def base_dir_files(self):
+        """What Nova's download path wrote in the hosts' ``_base``."""
+        path = fc_imagebackend.nova_base_dir()
+        return sorted(os.listdir(path)) if os.path.isdir(path) else []
+
+    def domain_xml(self, server):
+        host = server['OS-EXT-SRV-ATTR:host']
+        conn = self.computes[host].driver._host.get_connection()
+        return conn.lookupByUUIDString(server['id']).XMLDesc(0)
+
     def wait_image_active(self, image_id, timeout=60):
         deadline = time.monotonic() + timeout
         while True:
@@ -343,11 +354,15 @@ class FastRbdNovaTest(base.ServersTestBase):
                             'image %s is %s' % (image_id, image['status']))
             time.sleep(0.2)
 
-    def boot(self, image_id, flavor_id=TINY):
-        server = self._create_server(image_uuid=image_id, flavor_id=flavor_id,
-                                     networks='none')
+    def boot(self, image_id, flavor_id=TINY, **extra):
+        """An ACTIVE server; extra: more of the create request's body."""
+        body = self._build_server(image_uuid=image_id, flavor_id=flavor_id,
+                                  networks='none')
+        body.update(extra)
+        server = self.api.post_server({'server': body})
         self.addCleanup(self._cleanup_server, server)
-        return server
+        return self._wait_for_state_change(server, 'ACTIVE',
+                                           max_retries=BOOT_POLLS)
 
     def _cleanup_server(self, server):
         try:
@@ -365,7 +380,7 @@ class BootTest(FastRbdNovaTest):
         self.assert_root_disk(server, self.raw_parent(image_id), 1)
         self.assertTrue(self.ceph.is_clone_v2(self.vms_pool,
                                               '%s_disk' % server['id']))
-        self.assertEqual([], self.base_files())   # no download into _base
+        self.assertEqual([], self.base_dir_files())   # no download into _base
         self._delete_server(server)
         self.assert_no_leftovers(server)
 
@@ -521,7 +536,7 @@ class CloneChoiceTest(FastRbdNovaTest):
         self.assert_root_disk(server, self.cache_parent(image_id), 1)
         self.assertTrue(self.ceph.is_clone_v2(self.vms_pool,
                                               '%s_disk' % server['id']))
-        self.assertEqual([], self.base_files())   # no download into _base
+        self.assertEqual([], self.base_dir_files())   # no download into _base
         self._delete_server(server)
         self.assert_no_leftovers(server)
 
@@ -534,7 +549,7 @@ class CloneChoiceTest(FastRbdNovaTest):
         # clone_fallback_to_fetch: download into _base, rbd import
         self.assert_root_disk(server, None, 1)
         self.assertEqual([imagecache.get_cache_fname(image_id)],
-                         self.base_files())
+                         self.base_dir_files())
         self._delete_server(server)
         self.assert_no_leftovers(server)
 
@@ -566,7 +581,7 @@ class CloneChoiceTest(FastRbdNovaTest):
         self.assertEqual('ACTIVE', server['status'])
         self.assert_root_disk(server, None, 1)
         self.assertEqual([imagecache.get_cache_fname(image_id)],
-                         self.base_files())
+                         self.base_dir_files())
         self._delete_server(server)
         self.assert_no_leftovers(server)
 
@@ -590,6 +605,146 @@ class CloneChoiceTest(FastRbdNovaTest):
 # 'bases': [...]}}}: what each scenario left in Ceph, for the report;
 # module-level because Nova's TestCase clears its attributes at cleanup
 SEEN = {}
+
+# an ISO 9660 primary volume descriptor: 'CD001' at byte 1 of sector 16,
+# the volume identifier 40 bytes further; Nova labels config drives config-2
+ISO_PVD = 16 * 2048
+CONFIG_DRIVE_LABEL = b'config-2'
+# Nova's ephemeral disk of an image without os_type: vfat, labelled
+# ephemeral0 (mkfs.fat makes FAT32 at 1 GB): its boot sector's label and type
+FAT32_LABEL = (71, b'ephemeral0 FAT32   ')
+# mkswap's signature ends the first 4 KiB page
+SWAP_SIGNATURE = b'SWAPSPACE2'
+
+
+class ConfigDriveTest(FastRbdNovaTest):
+
+    def test_config_drive_imported_into_rbd(self):
+        image_id = ENV['FASTCLONE_NOVA_RAW_IMAGE']
+        server = self.boot(image_id, config_drive=True)
+        self.assertEqual('ACTIVE', server['status'])
+        self.assertEqual('True', server['config_drive'])
+        self.assert_root_disk(server, self.raw_parent(image_id), 1)
+        # Nova built the ISO in the instance directory, imported it as
+        # <uuid>_disk.config (a plain image, no parent) and removed the file
+        name = '%s_disk.config' % server['id']
+        self.assertIn(name, self.ceph.names(self.vms_pool))
+        size, parent = self.ceph.disk(self.vms_pool, name)
+        self.assertIsNone(parent)
+        self.assertGreater(size, ISO_PVD + 2048)
+        pvd = self.ceph.read(self.vms_pool, name, ISO_PVD, 48)
+        self.assertEqual(b'CD001', pvd[1:6])
+        self.assertEqual(CONFIG_DRIVE_LABEL,
+                         pvd[40:40 + len(CONFIG_DRIVE_LABEL)])
+        self.assertFalse(os.path.exists(os.path.join(
+            CONF.instances_path, server['id'], 'disk.config')))
+        # the guest gets it from RBD
+        self.assertIn('%s/%s' % (self.vms_pool, name),
+                      self.domain_xml(server))
+        self._delete_server(server)
+        self.assert_image_gone(server, 'disk.config')
+        self.assert_no_leftovers(server)
+
+
+class LocalDisksTest(FastRbdNovaTest):
+
+    def test_ephemeral_and_swap_disks(self):
+        image_id = ENV['FASTCLONE_NOVA_RAW_IMAGE']
+        flavor = self._create_flavor(memory_mb=512, vcpu=1, disk=1,
+                                     ephemeral=1, swap=512)
+        server = self.boot(image_id, flavor_id=flavor)
+        self.assertEqual('ACTIVE', server['status'])
+        # the root disk is still a clone; the other two are Nova's own
+        # (made in _base by mkfs.vfat/mkswap, imported into RBD), full size.
+        # The API turns the flavor's ephemeral into a blank block device
+        # mapping (compute.api, _get_flavor_defined_bdms), so the disk is
+        # Nova's disk.eph0, not the flavor-only disk.local
+        self.assert_root_disk(server, self.raw_parent(image_id), 1)
+        self.assert_image_gone(server, 'disk.local')
+        local = '%s_disk.eph0' % server['id']
+        swap = '%s_disk.swap' % server['id']
+        self.assertEqual((units.Gi, None), self.ceph.disk(self.vms_pool,
+                                                          local))
+        self.assertEqual((512 * units.Mi, None),
+                         self.ceph.disk(self.vms_pool, swap))
+        offset, label = FAT32_LABEL
+        self.assertEqual(label, self.ceph.read(self.vms_pool, local, offset,
+                                               len(label)))
+        self.assertEqual(b'\x55\xaa',
+                         self.ceph.read(self.vms_pool, local, 510, 2))
+        self.assertEqual(SWAP_SIGNATURE, self.ceph.read(
+            self.vms_pool, swap, 4096 - len(SWAP_SIGNATURE),
+            len(SWAP_SIGNATURE)))
+        # their templates, Nova's as on a stock rbd host
+        self.assertEqual(['ephemeral_1_', 'swap_512'], [
+            name[:len('ephemeral_1_')] for name in self.base_dir_files()])
+        xml = self.domain_xml(server)
+        for name in ('%s_disk' % server['id'], local, swap):
+            self.assertIn('%s/%s' % (self.vms_pool, name), xml)
+        self._delete_server(server)
+        self.assert_image_gone(server, 'disk.eph0')
+        self.assert_image_gone(server, 'disk.swap')
+        self.assert_no_leftovers(server)
+
+
+class PrecacheTest(FastRbdNovaTest):
+    """Nova's image precache API (2.81) through the real API."""
+
+    def precache(self, image_ids):
+        """Ask for the images on an aggregate of both computes; wait."""
+        agg = self.api.post_aggregate(
+            {'aggregate': {'name': 'fastclone-precache'}})
+        for host in sorted(self.computes):
+            self.api.add_host_to_aggregate(agg['id'], host)
+        self.api.api_post('/os-aggregates/%s/images' % agg['id'],
+                          {'cache': [{'id': i} for i in image_ids]},
+                          check_response_status=[202])
+        self.notifier.wait_for_versioned_notifications(
+            'aggregate.cache_images.end')
+        return self.notifier.wait_for_versioned_notifications(
+            'aggregate.cache_images.progress', n_events=len(self.computes))
+
+    def test_aggregate_precache_then_boot(self):
+        qcow2 = ENV['FASTCLONE_NOVA_PRECACHE_IMAGE']   # no base yet
+        raw = ENV['FASTCLONE_NOVA_RAW_IMAGE']
+        base = cache.base_name(qcow2)
+        self.assertNotIn(base, self.ceph.names(self.vms_pool))
+        before = dict(cache.STATS)
+        progress = self.precache([qcow2, raw])
+        self.assertEqual(sorted(self.computes), sorted(
+            n['payload']['nova_object.data']['host'] for n in progress))
+        for notification in progress:
+            payload = notification['payload']['nova_object.data']
+            self.assertEqual(sorted([qcow2, raw]),
+                             sorted(payload['images_cached']))
+            self.assertEqual([], payload['images_failed'])
+        # one host populated the base, the other found it; the raw image
+        # clones in place: nothing to do on either host
+        log = self.stdlog.logger.output
+        self.assertIn('1 cached, 3 existing, 0 errors, 0 unsupported, '
+                      '0 skipped', log)
+        self.assertIn('precache of image %s: nothing to do' % raw, log)
+        self.assertEqual(1, cache.STATS['populations'] -
+                         before.get('populations', 0))
+        self.assertEqual(2, cache.STATS['precaches'] -
+                         before.get('precaches', 0))
+        self.assertIn(base, self.ceph.names(self.vms_pool))
+        self.assertEqual((16 * units.Mi, None),
+                         self.ceph.disk(self.vms_pool, base))
+        self.assertEqual([cache.SNAP], self.ceph.snaps(self.vms_pool, base))
+        self.assertEqual([], self.base_dir_files())
+        new = self.ceph.everywhere() - self.before
+        self.assertEqual({(self.vms_pool, base)}, new)
+
+        server = self.boot(qcow2)
+        self.assert_root_disk(server, self.cache_parent(qcow2), 1)
+        self.assertEqual(1, cache.STATS['populations'] -
+                         before.get('populations', 0))
+        self.assertEqual(1, cache.STATS['hits'] - before.get('hits', 0))
+        self.assertEqual([], self.base_dir_files())
+        self._delete_server(server)
+        self.assert_no_leftovers(server)
+        self.assertIn(base, self.ceph.names(self.vms_pool))
 
 
 class _JsonResult(unittest.TextTestResult):

@@ -35,6 +35,9 @@ SCENARIOS = (
     'CloneChoiceTest.test_clone_v1_where_the_cluster_requires_it',
     'CloneChoiceTest.test_unprotected_snapshot_cloned_as_v2',
     'CloneChoiceTest.test_unprotected_snapshot_where_clone_v1_downloads',
+    'ConfigDriveTest.test_config_drive_imported_into_rbd',
+    'LocalDisksTest.test_ephemeral_and_swap_disks',
+    'PrecacheTest.test_aggregate_precache_then_boot',
 )
 TIMEOUT = 900
 
@@ -48,14 +51,20 @@ def _qcow2(images, data):
 
 
 @pytest.fixture(scope='module')
-def uploaded(images, lab):
-    """{env name: image id}: the images the scenarios boot from."""
+def nova_files(images):
+    """(raw, qcow2) files of the same data: every scenario's image holds it."""
     data = conftest.make_data(16 << 20, marker=b'fastclone-nova-actions')
-    raw = images.write(data, 'nova.raw')
+    return images.write(data, 'nova.raw'), _qcow2(images, data)
+
+
+@pytest.fixture(scope='module')
+def uploaded(images, lab, nova_files):
+    """{env name: image id}: the images the scenarios boot from."""
+    raw, qcow2 = nova_files
     return {
         'FASTCLONE_NOVA_RAW_IMAGE': images.upload(raw).id,
         'FASTCLONE_NOVA_QCOW2_IMAGE': images.upload(
-            _qcow2(images, data), disk_format='qcow2').id,
+            qcow2, disk_format='qcow2').id,
         # raw, but in Glance's file store: no rbd:// location to clone
         'FASTCLONE_NOVA_FILE_IMAGE': images.upload(
             raw, store=lab.file_store).id,
@@ -70,10 +79,13 @@ MODES = {'eventlet': '0', 'threading': '1'}
 
 
 @pytest.fixture(scope='module', params=sorted(MODES))
-def outcomes(request, lab, uploaded, tmp_path_factory):
+def outcomes(request, lab, images, uploaded, nova_files, tmp_path_factory):
     mode = request.param
     out = tmp_path_factory.mktemp('nova-actions-' + mode) / 'outcomes.json'
     env = dict(conftest.lab_environ(lab), **uploaded,
+               # a qcow2 image of its own for each run: no cached base yet
+               FASTCLONE_NOVA_PRECACHE_IMAGE=images.upload(
+                   nova_files[1], disk_format='qcow2').id,
                FASTCLONE_NOVA_CONCURRENCY=mode,
                OS_NOVA_DISABLE_EVENTLET_PATCHING=MODES[mode])
     proc = subprocess.run(
