@@ -65,6 +65,7 @@ from nova.api import auth as nova_auth
 from nova import conf as nova_conf
 from nova import monkey_patch
 from nova.tests import fixtures as nova_fixtures
+from nova.tests.fixtures import libvirt as fakelibvirt
 from nova.tests.functional import integrated_helpers
 from nova.tests.functional.libvirt import base
 from nova import utils as nova_utils
@@ -132,6 +133,13 @@ class Ceph:
                 except rbd.ImageNotFound:
                     parent = None
                 return image.size(), parent
+
+    def rbd_id(self, pool, name):
+        """Ceph's id of the image: a disk made anew gets another one."""
+        import rbd
+        with self.client.open_ioctx(pool) as ioctx:
+            with rbd.Image(ioctx, name, read_only=True) as image:
+                return image.id()
 
     def snaps(self, pool, name):
         import rbd
@@ -431,6 +439,101 @@ class ActionsTest(FastRbdNovaTest):
         server = self._reboot_server(server, hard=True)
         self.assertEqual('ACTIVE', server['status'])
         self.assert_root_disk(server, self.raw_parent(image_id), 1)
+        self._delete_server(server)
+        self.assert_no_leftovers(server)
+
+
+class MoveHelpers:
+    """What the move scenarios share: hosts, services, migrations, guests."""
+
+    def other_host(self, host):
+        return ({'compute1', 'compute2'} - {host}).pop()
+
+    def force_down(self, host):
+        """As an operator whose compute died: stopped, then forced down."""
+        self.computes[host].stop()
+        self.set_forced_down(host, True)
+
+    def set_forced_down(self, host, forced_down):
+        service = self.api.get_services(host=host, binary='nova-compute')[0]
+        self.api.put_service_force_down(service['id'], forced_down)  # 2.53
+
+    def newest_migration(self, server):
+        migrations = self.api.api_get(
+            '/os-migrations?instance_uuid=%s' % server['id']
+        ).body['migrations']
+        return max(migrations, key=lambda m: m['id'])
+
+    def wait_newest_migration(self, server, status, timeout=60):
+        deadline = time.monotonic() + timeout
+        while True:
+            migration = self.newest_migration(server)
+            if migration['status'] == status:
+                return migration
+            self.assertLess(time.monotonic(), deadline,
+                            'migration %s of %s is %s, not %s' % (
+                                migration['id'], server['id'],
+                                migration['status'], status))
+            time.sleep(0.2)
+
+    def defined_on(self, host, server):
+        """Is the server's guest defined in host's (fake) libvirt?"""
+        conn = self.computes[host].driver._host.get_connection()
+        try:
+            conn.lookupByUUIDString(server['id'])
+        except fakelibvirt.libvirtError:
+            return False
+        return True
+
+    def disk_id(self, server):
+        name = '%s_disk' % server['id']
+        self.assertIn(name, self.ceph.names(self.vms_pool))
+        return self.ceph.rbd_id(self.vms_pool, name)
+
+
+class EvacuateTest(MoveHelpers, FastRbdNovaTest):
+    """Evacuate from a compute that is down; then that compute comes back.
+
+    RBD is shared block storage (``Rbd.is_shared_block_storage()``, FastRbd
+    inherits it), so Nova keeps the disk: the destination rebuilds on it
+    (``ComputeManager.rebuild_instance``: ``on_shared_storage`` from
+    ``LibvirtDriver.instance_on_disk()``; the root disk exists, so
+    ``Image.cache`` makes nothing), and the source compute, when it starts
+    again, destroys its stale guest without the disks
+    (``_destroy_evacuated_instances``: ``check_instance_shared_storage_local``
+    answers None for shared block storage, so the storage counts as shared).
+    The computes of this process also share ``instances_path``; the RBD
+    answer does not depend on it (``instance_on_disk`` ORs the two, the
+    local check returns before looking at the path).
+    """
+
+    def test_evacuate_then_source_compute_returns(self):
+        image_id = ENV['FASTCLONE_NOVA_RAW_IMAGE']
+        server = self.boot(image_id)
+        source = server['OS-EXT-SRV-ATTR:host']
+        other = self.other_host(source)
+        disk_id = self.disk_id(server)
+        self.force_down(source)
+        # 2.94: the last microversion whose evacuate starts the server
+        with nova_utils.temporary_mutation(self.api, microversion='2.94'):
+            server = self._evacuate_server(server, expected_host=other,
+                                           expected_state='ACTIVE')
+        self.assertTrue(self.defined_on(other, server))
+        # the very same disk, not a new clone
+        self.assertEqual(disk_id, self.disk_id(server))
+        self.assert_root_disk(server, self.raw_parent(image_id), 1)
+        # the source's hypervisor still has the stale guest until it starts
+        self.assertTrue(self.defined_on(source, server))
+        self.restart_compute_service(source)
+        self.set_forced_down(source, False)
+        self._wait_for_migration_status(server, ['completed'])
+        self.assertFalse(self.defined_on(source, server))
+        # its cleanup kept the disk, which the evacuated server runs on
+        self.assertEqual(disk_id, self.disk_id(server))
+        self.assert_root_disk(server, self.raw_parent(image_id), 1)
+        server = self._reboot_server(server, hard=True)
+        self.assertEqual(other, server['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual(disk_id, self.disk_id(server))
         self._delete_server(server)
         self.assert_no_leftovers(server)
 

@@ -29,6 +29,7 @@ SCENARIOS = (
     'ActionsTest.test_rebuild_to_another_image',
     'ActionsTest.test_snapshot_then_boot_from_it',
     'ActionsTest.test_shelve_unshelve_on_the_other_compute',
+    'EvacuateTest.test_evacuate_then_source_compute_returns',
 )
 TIMEOUT = 900
 
