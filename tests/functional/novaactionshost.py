@@ -538,6 +538,75 @@ class EvacuateTest(MoveHelpers, FastRbdNovaTest):
         self.assert_no_leftovers(server)
 
 
+class LiveMigrationBase(MoveHelpers, base.LibvirtMigrationMixin,
+                        FastRbdNovaTest):
+    """Live migration on RBD disks: shared block storage.
+
+    Both computes run ``images_type = rbd`` (fastrbd runs as rbd) and
+    ``Rbd.is_shared_block_storage()``, so ``_is_shared_block_storage`` holds
+    on the source, ``block_migration: auto`` becomes False and no disk is
+    made on the destination (``pre_live_migration`` skips
+    ``_create_images_and_backing``).  Nova's ``LibvirtMigrationMixin``
+    makes fakelibvirt complete the migration (its ``migrateToURI3`` stub
+    defines the guest on the destination and completes the job).
+    """
+
+    def _migrate_stub(self, domain, destination, params, flags):
+        """Nova's stub, and the source undefined as libvirt does it.
+
+        Nova's driver always asks for ``VIR_MIGRATE_UNDEFINE_SOURCE``
+        (``_parse_migration_flags``), which fakelibvirt ignores: the
+        migrated guest would stay defined on the source.
+        """
+        self.migrate_flags = flags
+        super()._migrate_stub(domain, destination, params, flags)
+        if flags & fakelibvirt.VIR_MIGRATE_UNDEFINE_SOURCE:
+            conn = self.src.driver._host.get_connection()
+            conn.lookupByUUIDString(self.server['id']).undefine()
+
+    def live_migrate(self, server, host, block_migration):
+        self.server = server
+        self.src = self.computes[server['OS-EXT-SRV-ATTR:host']]
+        self.dest = self.computes[host]
+        self.migrate_stub_ran = False
+        self.api.post_server_action(server['id'], {'os-migrateLive': {
+            'host': host, 'block_migration': block_migration}})
+        self.wait_newest_migration(server, 'completed')
+        self.assertTrue(self.migrate_stub_ran)
+        # shared block storage: libvirt is not asked to copy the disks
+        self.assertFalse(self.migrate_flags &
+                         fakelibvirt.VIR_MIGRATE_NON_SHARED_INC)
+        return self._wait_for_server_parameter(server, {
+            'OS-EXT-SRV-ATTR:host': host, 'status': 'ACTIVE',
+            'OS-EXT-STS:task_state': None})
+
+    def assert_moved(self, server, source, host, disk_id, parent):
+        self.assertTrue(self.defined_on(host, server))
+        self.assertFalse(self.defined_on(source, server))
+        self.assertEqual(disk_id, self.disk_id(server))
+        self.assert_root_disk(server, parent, 1)
+        self.assertEqual([], self.ceph.snaps(self.vms_pool,
+                                             '%s_disk' % server['id']))
+
+
+class LiveMigrateTest(LiveMigrationBase):
+    """Live migration between FastRbd computes, there and back."""
+
+    def test_live_migrate_there_auto_and_back_without_block(self):
+        image_id = ENV['FASTCLONE_NOVA_QCOW2_IMAGE']
+        server = self.boot(image_id)
+        source = server['OS-EXT-SRV-ATTR:host']
+        other = self.other_host(source)
+        disk_id = self.disk_id(server)
+        parent = self.cache_parent(image_id)
+        server = self.live_migrate(server, other, 'auto')
+        self.assert_moved(server, source, other, disk_id, parent)
+        server = self.live_migrate(server, source, False)
+        self.assert_moved(server, other, source, disk_id, parent)
+        self._delete_server(server)
+        self.assert_no_leftovers(server)
+
+
 class _JsonResult(unittest.TextTestResult):
     """Each test's outcome, time and traceback, for the parent process."""
 

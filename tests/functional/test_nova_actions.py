@@ -30,6 +30,7 @@ SCENARIOS = (
     'ActionsTest.test_snapshot_then_boot_from_it',
     'ActionsTest.test_shelve_unshelve_on_the_other_compute',
     'EvacuateTest.test_evacuate_then_source_compute_returns',
+    'LiveMigrateTest.test_live_migrate_there_auto_and_back_without_block',
 )
 TIMEOUT = 900
 
