@@ -20,8 +20,9 @@ eventlet into the importing process.
 Each test case is Nova's own libvirt functional base
 (``nova/tests/functional/libvirt/base.py``, ``ServersTestBase``): API,
 conductor, scheduler, placement and two nova-compute services in this
-process, the real ``ComputeManager`` and ``LibvirtDriver`` on Nova's
-fakelibvirt.  Unlike Nova's own tests, the image side is real:
+process (a third, stock one for live migration to stock rbd), the real
+``ComputeManager`` and ``LibvirtDriver`` on Nova's fakelibvirt.  Unlike
+Nova's own tests, the image side is real:
 
 * the image backend is not mocked (no ``LibvirtImageBackendFixture``, no
   mocked ``_create_image`` or ``_get_local_gb_info``): fastrbd is activated
@@ -48,6 +49,7 @@ import json
 import os
 import sys
 import time
+import types
 import unittest
 from unittest import mock
 import warnings
@@ -69,6 +71,8 @@ from nova.tests.fixtures import libvirt as fakelibvirt
 from nova.tests.functional import integrated_helpers
 from nova.tests.functional.libvirt import base
 from nova import utils as nova_utils
+from nova.virt.libvirt import driver as nova_driver
+from nova.virt.libvirt import imagebackend as nova_imagebackend
 
 CONF = nova_conf.CONF
 ENV = os.environ
@@ -278,9 +282,9 @@ class FastRbdNovaTest(base.ServersTestBase):
                             'image %s is %s' % (image_id, image['status']))
             time.sleep(0.2)
 
-    def boot(self, image_id, flavor_id=TINY):
+    def boot(self, image_id, flavor_id=TINY, host=None):
         server = self._create_server(image_uuid=image_id, flavor_id=flavor_id,
-                                     networks='none')
+                                     networks='none', host=host)
         self.addCleanup(self._cleanup_server, server)
         return server
 
@@ -603,6 +607,56 @@ class LiveMigrateTest(LiveMigrationBase):
         self.assert_moved(server, source, other, disk_id, parent)
         server = self.live_migrate(server, source, False)
         self.assert_moved(server, other, source, disk_id, parent)
+        self._delete_server(server)
+        self.assert_no_leftovers(server)
+
+
+class LiveMigrateToStockRbdTest(LiveMigrationBase):
+    """Live migration from a FastRbd compute to a stock ``rbd`` compute.
+
+    All computes of this process share one CONF, and the hook has made
+    ``images_type`` read ``rbd``: what a stock compute's nova.conf says.
+    What differs on a stock compute is what the hook changes in code, and
+    compute3 has none of it: its ``LibvirtDriver`` is built while
+    ``imagebackend.Backend.__init__`` is Nova's own (the hook's saved
+    original), so its ``image_backend`` maps 'rbd' to Nova's ``Rbd``
+    exactly as an unpatched Nova does (``Backend`` is made only there, in
+    ``LibvirtDriver.__init__``), and its ``manage_image_cache`` and
+    ``cache_image`` are Nova's own again.  Its cleanup of RBD disks is
+    Nova's anyway (``LibvirtDriver._cleanup_rbd``, with Nova's
+    ``RBDDriver``).
+    """
+
+    def start_stock_compute(self, hostname):
+        stock_init = nova_imagebackend.Backend.__init__.fastclone_original
+        with mock.patch.object(nova_imagebackend.Backend, '__init__',
+                               stock_init):
+            self.start_compute(hostname)
+        driver = self.computes[hostname].driver
+        for method in ('manage_image_cache', 'cache_image'):
+            original = getattr(nova_driver.LibvirtDriver, method)
+            setattr(driver, method, types.MethodType(
+                original.fastclone_original, driver))
+        self.assertIs(nova_imagebackend.Rbd,
+                      driver.image_backend.backend('rbd'))
+        self.assertIs(nova_imagebackend.Rbd, driver.image_backend.backend())
+        return driver
+
+    def test_live_migrate_to_stock_then_delete_there(self):
+        image_id = ENV['FASTCLONE_NOVA_RAW_IMAGE']
+        # compute3 first, so that the server's cleanup runs before its stop
+        self.start_stock_compute('compute3')
+        server = self.boot(image_id, host='compute1')
+        source = server['OS-EXT-SRV-ATTR:host']
+        self.assertEqual('compute1', source)
+        disk_id = self.disk_id(server)
+        parent = self.raw_parent(image_id)
+        server = self.live_migrate(server, 'compute3', 'auto')
+        self.assert_moved(server, source, 'compute3', disk_id, parent)
+        # stock Rbd runs the guest on it: a hard reboot remakes the domain
+        # from its disks (LibvirtDriver._hard_reboot)
+        server = self._reboot_server(server, hard=True)
+        self.assert_moved(server, source, 'compute3', disk_id, parent)
         self._delete_server(server)
         self.assert_no_leftovers(server)
 

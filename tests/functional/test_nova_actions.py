@@ -31,6 +31,7 @@ SCENARIOS = (
     'ActionsTest.test_shelve_unshelve_on_the_other_compute',
     'EvacuateTest.test_evacuate_then_source_compute_returns',
     'LiveMigrateTest.test_live_migrate_there_auto_and_back_without_block',
+    'LiveMigrateToStockRbdTest.test_live_migrate_to_stock_then_delete_there',
 )
 TIMEOUT = 900
 
