@@ -64,6 +64,7 @@ from fastclone_backend import hook
 from fastclone_backend import imagebackend as fc_imagebackend
 
 from nova.api import auth as nova_auth
+from nova.compute import manager as compute_manager
 from nova import conf as nova_conf
 from nova import monkey_patch
 from nova.tests import fixtures as nova_fixtures
@@ -553,7 +554,31 @@ class LiveMigrationBase(MoveHelpers, base.LibvirtMigrationMixin,
     ``_create_images_and_backing``).  Nova's ``LibvirtMigrationMixin``
     makes fakelibvirt complete the migration (its ``migrateToURI3`` stub
     defines the guest on the destination and completes the job).
+
+    The computes of this process share ``instances_path``, so Nova finds
+    ``is_shared_instance_path`` and would not clean the source up at all.
+    Computes with their own instances path (the usual RBD deployment) do:
+    the source's cleanup flags are computed here as Nova computes them for
+    such a compute (``_live_migration_cleanup_flags`` on a copy of the
+    migrate data without the shared path), and asserted: clean up, but
+    not the disks.  The driver's cleanup itself gets Nova's own migrate
+    data, so it keeps the shared instance directory.
     """
+
+    def setUp(self):
+        super().setUp()
+        self.cleanup_flags = []
+        original = compute_manager.ComputeManager._live_migration_cleanup_flags
+
+        def cleanup_flags(manager, migrate_data, migr_ctxt=None):
+            local = migrate_data.obj_clone()
+            local.is_shared_instance_path = False
+            flags = original(manager, local, migr_ctxt=migr_ctxt)
+            self.cleanup_flags.append(flags)
+            return flags
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.compute.manager.ComputeManager.'
+            '_live_migration_cleanup_flags', cleanup_flags))
 
     def _migrate_stub(self, domain, destination, params, flags):
         """Nova's stub, and the source undefined as libvirt does it.
@@ -580,6 +605,9 @@ class LiveMigrationBase(MoveHelpers, base.LibvirtMigrationMixin,
         # shared block storage: libvirt is not asked to copy the disks
         self.assertFalse(self.migrate_flags &
                          fakelibvirt.VIR_MIGRATE_NON_SHARED_INC)
+        # the source cleans up (do_cleanup), without the disks
+        self.assertEqual([(True, False)], self.cleanup_flags)
+        self.cleanup_flags.clear()
         return self._wait_for_server_parameter(server, {
             'OS-EXT-SRV-ATTR:host': host, 'status': 'ACTIVE',
             'OS-EXT-STS:task_state': None})
