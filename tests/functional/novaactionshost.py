@@ -20,8 +20,9 @@ eventlet into the importing process.
 Each test case is Nova's own libvirt functional base
 (``nova/tests/functional/libvirt/base.py``, ``ServersTestBase``): API,
 conductor, scheduler, placement and two nova-compute services in this
-process, the real ``ComputeManager`` and ``LibvirtDriver`` on Nova's
-fakelibvirt.  Unlike Nova's own tests, the image side is real:
+process (a third, stock one for live migration to stock rbd), the real
+``ComputeManager`` and ``LibvirtDriver`` on Nova's fakelibvirt.  Unlike
+Nova's own tests, the image side is real:
 
 * the image backend is not mocked (no ``LibvirtImageBackendFixture``, no
   mocked ``_create_image`` or ``_get_local_gb_info``): fastrbd is activated
@@ -52,6 +53,7 @@ import json
 import os
 import sys
 import time
+import types
 import unittest
 from unittest import mock
 import warnings
@@ -66,12 +68,16 @@ from fastclone_backend import hook
 from fastclone_backend import imagebackend as fc_imagebackend
 
 from nova.api import auth as nova_auth
+from nova.compute import manager as compute_manager
 from nova import conf as nova_conf
 from nova import monkey_patch
 from nova.tests import fixtures as nova_fixtures
+from nova.tests.fixtures import libvirt as fakelibvirt
 from nova.tests.functional import integrated_helpers
 from nova.tests.functional.libvirt import base
 from nova import utils as nova_utils
+from nova.virt.libvirt import driver as nova_driver
+from nova.virt.libvirt import imagebackend as nova_imagebackend
 from nova.virt.libvirt import imagecache
 
 CONF = nova_conf.CONF
@@ -187,6 +193,13 @@ class Ceph:
         with self.client.open_ioctx(pool) as ioctx:
             with rbd.Image(ioctx, name, read_only=True) as image:
                 return image.read(offset, length)
+
+    def rbd_id(self, pool, name):
+        """Ceph's id of the image: a disk made anew gets another one."""
+        import rbd
+        with self.client.open_ioctx(pool) as ioctx:
+            with rbd.Image(ioctx, name, read_only=True) as image:
+                return image.id()
 
     def snaps(self, pool, name):
         import rbd
@@ -354,10 +367,10 @@ class FastRbdNovaTest(base.ServersTestBase):
                             'image %s is %s' % (image_id, image['status']))
             time.sleep(0.2)
 
-    def boot(self, image_id, flavor_id=TINY, **extra):
+    def boot(self, image_id, flavor_id=TINY, host=None, **extra):
         """An ACTIVE server; extra: more of the create request's body."""
         body = self._build_server(image_uuid=image_id, flavor_id=flavor_id,
-                                  networks='none')
+                                  networks='none', host=host)
         body.update(extra)
         server = self.api.post_server({'server': body})
         self.addCleanup(self._cleanup_server, server)
@@ -745,6 +758,247 @@ class PrecacheTest(FastRbdNovaTest):
         self._delete_server(server)
         self.assert_no_leftovers(server)
         self.assertIn(base, self.ceph.names(self.vms_pool))
+
+
+class MoveHelpers:
+    """What the move scenarios share: hosts, services, migrations, guests."""
+
+    def other_host(self, host):
+        return ({'compute1', 'compute2'} - {host}).pop()
+
+    def force_down(self, host):
+        """As an operator whose compute died: stopped, then forced down."""
+        self.computes[host].stop()
+        self.set_forced_down(host, True)
+
+    def set_forced_down(self, host, forced_down):
+        service = self.api.get_services(host=host, binary='nova-compute')[0]
+        self.api.put_service_force_down(service['id'], forced_down)  # 2.53
+
+    def newest_migration(self, server):
+        migrations = self.api.api_get(
+            '/os-migrations?instance_uuid=%s' % server['id']
+        ).body['migrations']
+        return max(migrations, key=lambda m: m['id'])
+
+    def wait_newest_migration(self, server, status, timeout=60):
+        deadline = time.monotonic() + timeout
+        while True:
+            migration = self.newest_migration(server)
+            if migration['status'] == status:
+                return migration
+            self.assertLess(time.monotonic(), deadline,
+                            'migration %s of %s is %s, not %s' % (
+                                migration['id'], server['id'],
+                                migration['status'], status))
+            time.sleep(0.2)
+
+    def defined_on(self, host, server):
+        """Is the server's guest defined in host's (fake) libvirt?"""
+        conn = self.computes[host].driver._host.get_connection()
+        try:
+            conn.lookupByUUIDString(server['id'])
+        except fakelibvirt.libvirtError:
+            return False
+        return True
+
+    def disk_id(self, server):
+        name = '%s_disk' % server['id']
+        self.assertIn(name, self.ceph.names(self.vms_pool))
+        return self.ceph.rbd_id(self.vms_pool, name)
+
+
+class EvacuateTest(MoveHelpers, FastRbdNovaTest):
+    """Evacuate from a compute that is down; then that compute comes back.
+
+    RBD is shared block storage (``Rbd.is_shared_block_storage()``, FastRbd
+    inherits it), so Nova keeps the disk: the destination rebuilds on it
+    (``ComputeManager.rebuild_instance``: ``on_shared_storage`` from
+    ``LibvirtDriver.instance_on_disk()``; the root disk exists, so
+    ``Image.cache`` makes nothing), and the source compute, when it starts
+    again, destroys its stale guest without the disks
+    (``_destroy_evacuated_instances``: ``check_instance_shared_storage_local``
+    answers None for shared block storage, so the storage counts as shared).
+    The computes of this process also share ``instances_path``; the RBD
+    answer does not depend on it (``instance_on_disk`` ORs the two, the
+    local check returns before looking at the path).
+    """
+
+    def test_evacuate_then_source_compute_returns(self):
+        image_id = ENV['FASTCLONE_NOVA_RAW_IMAGE']
+        server = self.boot(image_id)
+        source = server['OS-EXT-SRV-ATTR:host']
+        other = self.other_host(source)
+        disk_id = self.disk_id(server)
+        self.force_down(source)
+        # 2.94: the last microversion whose evacuate starts the server
+        with nova_utils.temporary_mutation(self.api, microversion='2.94'):
+            server = self._evacuate_server(server, expected_host=other,
+                                           expected_state='ACTIVE')
+        self.assertTrue(self.defined_on(other, server))
+        # the very same disk, not a new clone
+        self.assertEqual(disk_id, self.disk_id(server))
+        self.assert_root_disk(server, self.raw_parent(image_id), 1)
+        # the source's hypervisor still has the stale guest until it starts
+        self.assertTrue(self.defined_on(source, server))
+        self.restart_compute_service(source)
+        self.set_forced_down(source, False)
+        self._wait_for_migration_status(server, ['completed'])
+        self.assertFalse(self.defined_on(source, server))
+        # its cleanup kept the disk, which the evacuated server runs on
+        self.assertEqual(disk_id, self.disk_id(server))
+        self.assert_root_disk(server, self.raw_parent(image_id), 1)
+        server = self._reboot_server(server, hard=True)
+        self.assertEqual(other, server['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual(disk_id, self.disk_id(server))
+        self._delete_server(server)
+        self.assert_no_leftovers(server)
+
+
+class LiveMigrationBase(MoveHelpers, base.LibvirtMigrationMixin,
+                        FastRbdNovaTest):
+    """Live migration on RBD disks: shared block storage.
+
+    Both computes run ``images_type = rbd`` (fastrbd runs as rbd) and
+    ``Rbd.is_shared_block_storage()``, so ``_is_shared_block_storage`` holds
+    on the source, ``block_migration: auto`` becomes False and no disk is
+    made on the destination (``pre_live_migration`` skips
+    ``_create_images_and_backing``).  Nova's ``LibvirtMigrationMixin``
+    makes fakelibvirt complete the migration (its ``migrateToURI3`` stub
+    defines the guest on the destination and completes the job).
+
+    The computes of this process share ``instances_path``, so Nova finds
+    ``is_shared_instance_path`` and would not clean the source up at all.
+    Computes with their own instances path (the usual RBD deployment) do:
+    the source's cleanup flags are computed here as Nova computes them for
+    such a compute (``_live_migration_cleanup_flags`` on a copy of the
+    migrate data without the shared path), and asserted: clean up, but
+    not the disks.  The driver's cleanup itself gets Nova's own migrate
+    data, so it keeps the shared instance directory.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.cleanup_flags = []
+        original = compute_manager.ComputeManager._live_migration_cleanup_flags
+
+        def cleanup_flags(manager, migrate_data, migr_ctxt=None):
+            local = migrate_data.obj_clone()
+            local.is_shared_instance_path = False
+            flags = original(manager, local, migr_ctxt=migr_ctxt)
+            self.cleanup_flags.append(flags)
+            return flags
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.compute.manager.ComputeManager.'
+            '_live_migration_cleanup_flags', cleanup_flags))
+
+    def _migrate_stub(self, domain, destination, params, flags):
+        """Nova's stub, and the source undefined as libvirt does it.
+
+        Nova's driver always asks for ``VIR_MIGRATE_UNDEFINE_SOURCE``
+        (``_parse_migration_flags``), which fakelibvirt ignores: the
+        migrated guest would stay defined on the source.
+        """
+        self.migrate_flags = flags
+        super()._migrate_stub(domain, destination, params, flags)
+        if flags & fakelibvirt.VIR_MIGRATE_UNDEFINE_SOURCE:
+            conn = self.src.driver._host.get_connection()
+            conn.lookupByUUIDString(self.server['id']).undefine()
+
+    def live_migrate(self, server, host, block_migration):
+        self.server = server
+        self.src = self.computes[server['OS-EXT-SRV-ATTR:host']]
+        self.dest = self.computes[host]
+        self.migrate_stub_ran = False
+        self.api.post_server_action(server['id'], {'os-migrateLive': {
+            'host': host, 'block_migration': block_migration}})
+        self.wait_newest_migration(server, 'completed')
+        self.assertTrue(self.migrate_stub_ran)
+        # shared block storage: libvirt is not asked to copy the disks
+        self.assertFalse(self.migrate_flags &
+                         fakelibvirt.VIR_MIGRATE_NON_SHARED_INC)
+        # the source cleans up (do_cleanup), without the disks
+        self.assertEqual([(True, False)], self.cleanup_flags)
+        self.cleanup_flags.clear()
+        return self._wait_for_server_parameter(server, {
+            'OS-EXT-SRV-ATTR:host': host, 'status': 'ACTIVE',
+            'OS-EXT-STS:task_state': None})
+
+    def assert_moved(self, server, source, host, disk_id, parent):
+        self.assertTrue(self.defined_on(host, server))
+        self.assertFalse(self.defined_on(source, server))
+        self.assertEqual(disk_id, self.disk_id(server))
+        self.assert_root_disk(server, parent, 1)
+        self.assertEqual([], self.ceph.snaps(self.vms_pool,
+                                             '%s_disk' % server['id']))
+
+
+class LiveMigrateTest(LiveMigrationBase):
+    """Live migration between FastRbd computes, there and back."""
+
+    def test_live_migrate_there_auto_and_back_without_block(self):
+        image_id = ENV['FASTCLONE_NOVA_QCOW2_IMAGE']
+        server = self.boot(image_id)
+        source = server['OS-EXT-SRV-ATTR:host']
+        other = self.other_host(source)
+        disk_id = self.disk_id(server)
+        parent = self.cache_parent(image_id)
+        server = self.live_migrate(server, other, 'auto')
+        self.assert_moved(server, source, other, disk_id, parent)
+        server = self.live_migrate(server, source, False)
+        self.assert_moved(server, other, source, disk_id, parent)
+        self._delete_server(server)
+        self.assert_no_leftovers(server)
+
+
+class LiveMigrateToStockRbdTest(LiveMigrationBase):
+    """Live migration from a FastRbd compute to a stock ``rbd`` compute.
+
+    All computes of this process share one CONF, and the hook has made
+    ``images_type`` read ``rbd``: what a stock compute's nova.conf says.
+    What differs on a stock compute is what the hook changes in code, and
+    compute3 has none of it: its ``LibvirtDriver`` is built while
+    ``imagebackend.Backend.__init__`` is Nova's own (the hook's saved
+    original), so its ``image_backend`` maps 'rbd' to Nova's ``Rbd``
+    exactly as an unpatched Nova does (``Backend`` is made only there, in
+    ``LibvirtDriver.__init__``), and its ``manage_image_cache`` and
+    ``cache_image`` are Nova's own again.  Its cleanup of RBD disks is
+    Nova's anyway (``LibvirtDriver._cleanup_rbd``, with Nova's
+    ``RBDDriver``).
+    """
+
+    def start_stock_compute(self, hostname):
+        stock_init = nova_imagebackend.Backend.__init__.fastclone_original
+        with mock.patch.object(nova_imagebackend.Backend, '__init__',
+                               stock_init):
+            self.start_compute(hostname)
+        driver = self.computes[hostname].driver
+        for method in ('manage_image_cache', 'cache_image'):
+            original = getattr(nova_driver.LibvirtDriver, method)
+            setattr(driver, method, types.MethodType(
+                original.fastclone_original, driver))
+        self.assertIs(nova_imagebackend.Rbd,
+                      driver.image_backend.backend('rbd'))
+        self.assertIs(nova_imagebackend.Rbd, driver.image_backend.backend())
+        return driver
+
+    def test_live_migrate_to_stock_then_delete_there(self):
+        image_id = ENV['FASTCLONE_NOVA_RAW_IMAGE']
+        # compute3 first, so that the server's cleanup runs before its stop
+        self.start_stock_compute('compute3')
+        server = self.boot(image_id, host='compute1')
+        source = server['OS-EXT-SRV-ATTR:host']
+        self.assertEqual('compute1', source)
+        disk_id = self.disk_id(server)
+        parent = self.raw_parent(image_id)
+        server = self.live_migrate(server, 'compute3', 'auto')
+        self.assert_moved(server, source, 'compute3', disk_id, parent)
+        # stock Rbd runs the guest on it: a hard reboot remakes the domain
+        # from its disks (LibvirtDriver._hard_reboot)
+        server = self._reboot_server(server, hard=True)
+        self.assert_moved(server, source, 'compute3', disk_id, parent)
+        self._delete_server(server)
+        self.assert_no_leftovers(server)
 
 
 class _JsonResult(unittest.TextTestResult):

@@ -38,6 +38,9 @@ SCENARIOS = (
     'ConfigDriveTest.test_config_drive_imported_into_rbd',
     'LocalDisksTest.test_ephemeral_and_swap_disks',
     'PrecacheTest.test_aggregate_precache_then_boot',
+    'EvacuateTest.test_evacuate_then_source_compute_returns',
+    'LiveMigrateTest.test_live_migrate_there_auto_and_back_without_block',
+    'LiveMigrateToStockRbdTest.test_live_migrate_to_stock_then_delete_there',
 )
 TIMEOUT = 900
 
