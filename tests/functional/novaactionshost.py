@@ -383,27 +383,33 @@ class FastRbdNovaTest(base.ServersTestBase):
         except Exception:   # already deleted by the test
             pass
 
+    def assert_boots_as(self, image_id, parent, clone_v2=True, downloaded=()):
+        """Boot: its root disk, what Nova downloaded; delete: nothing left.
+
+        parent None: a flat disk (Nova's download and rbd import); else a
+        clone of parent, a clone v2 or not as clone_v2 says.
+        """
+        server = self.boot(image_id)
+        self.assertEqual('ACTIVE', server['status'])
+        self.assert_root_disk(server, parent, 1)
+        if parent is not None:
+            self.assertEqual(clone_v2, self.ceph.is_clone_v2(
+                self.vms_pool, '%s_disk' % server['id']))
+        self.assertEqual([imagecache.get_cache_fname(i) for i in downloaded],
+                         self.base_dir_files())
+        self._delete_server(server)
+        self.assert_no_leftovers(server)
+
 
 class BootTest(FastRbdNovaTest):
 
     def test_boot_raw_then_delete(self):
         image_id = ENV['FASTCLONE_NOVA_RAW_IMAGE']
-        server = self.boot(image_id)
-        self.assertEqual('ACTIVE', server['status'])
-        self.assert_root_disk(server, self.raw_parent(image_id), 1)
-        self.assertTrue(self.ceph.is_clone_v2(self.vms_pool,
-                                              '%s_disk' % server['id']))
-        self.assertEqual([], self.base_dir_files())   # no download into _base
-        self._delete_server(server)
-        self.assert_no_leftovers(server)
+        self.assert_boots_as(image_id, self.raw_parent(image_id))
 
     def test_boot_qcow2_then_delete(self):
         image_id = ENV['FASTCLONE_NOVA_QCOW2_IMAGE']
-        server = self.boot(image_id)
-        self.assertEqual('ACTIVE', server['status'])
-        self.assert_root_disk(server, self.cache_parent(image_id), 1)
-        self._delete_server(server)
-        self.assert_no_leftovers(server)
+        self.assert_boots_as(image_id, self.cache_parent(image_id))
         # the cached base stays for the lifecycle pass
         self.assertIn(cache.base_name(image_id),
                       self.ceph.names(self.vms_pool))
@@ -544,59 +550,31 @@ class CloneChoiceTest(FastRbdNovaTest):
 
     def test_file_store_raw_goes_through_the_cache(self):
         image_id = ENV['FASTCLONE_NOVA_FILE_IMAGE']
-        server = self.boot(image_id)
-        self.assertEqual('ACTIVE', server['status'])
-        self.assert_root_disk(server, self.cache_parent(image_id), 1)
-        self.assertTrue(self.ceph.is_clone_v2(self.vms_pool,
-                                              '%s_disk' % server['id']))
-        self.assertEqual([], self.base_dir_files())   # no download into _base
-        self._delete_server(server)
-        self.assert_no_leftovers(server)
+        self.assert_boots_as(image_id, self.cache_parent(image_id))
 
     def test_no_clone_no_cache_then_nova_downloads(self):
         """Refused clone, cache off: Nova's own fallback, as stock rbd."""
         self.flags(cache_enabled=False, group='fastclone')
         image_id = ENV['FASTCLONE_NOVA_FILE_IMAGE']
-        server = self.boot(image_id)
-        self.assertEqual('ACTIVE', server['status'])
         # clone_fallback_to_fetch: download into _base, rbd import
-        self.assert_root_disk(server, None, 1)
-        self.assertEqual([imagecache.get_cache_fname(image_id)],
-                         self.base_dir_files())
-        self._delete_server(server)
-        self.assert_no_leftovers(server)
+        self.assert_boots_as(image_id, None, downloaded=[image_id])
 
     def test_clone_v1_where_the_cluster_requires_it(self):
         image_id = ENV['FASTCLONE_NOVA_RAW_IMAGE']
         self.with_min_compat_client('luminous')
-        server = self.boot(image_id)
-        self.assert_root_disk(server, self.raw_parent(image_id), 1)
-        self.assertFalse(self.ceph.is_clone_v2(self.vms_pool,
-                                               '%s_disk' % server['id']))
-        self._delete_server(server)
-        self.assert_no_leftovers(server)
+        self.assert_boots_as(image_id, self.raw_parent(image_id),
+                             clone_v2=False)
 
     def test_unprotected_snapshot_cloned_as_v2(self):
         image_id = self.unprotected_image()
-        server = self.boot(image_id)
-        self.assert_root_disk(server, self.raw_parent(image_id), 1)
-        self.assertTrue(self.ceph.is_clone_v2(self.vms_pool,
-                                              '%s_disk' % server['id']))
-        self._delete_server(server)
-        self.assert_no_leftovers(server)
+        self.assert_boots_as(image_id, self.raw_parent(image_id))
 
     def test_unprotected_snapshot_where_clone_v1_downloads(self):
         """librbd cannot clone v1 from it: refused, then Nova downloads."""
         self.flags(cache_enabled=False, group='fastclone')
         image_id = self.unprotected_image()
         self.with_min_compat_client('luminous')
-        server = self.boot(image_id)
-        self.assertEqual('ACTIVE', server['status'])
-        self.assert_root_disk(server, None, 1)
-        self.assertEqual([imagecache.get_cache_fname(image_id)],
-                         self.base_dir_files())
-        self._delete_server(server)
-        self.assert_no_leftovers(server)
+        self.assert_boots_as(image_id, None, downloaded=[image_id])
 
     def with_min_compat_client(self, release):
         before = self.ceph.min_compat_client(release)
