@@ -86,6 +86,13 @@ def flavor_root_bytes(instance) -> int:
     return (instance.flavor.root_gb or 0) * units.Gi
 
 
+def instance_image(instance) -> str:
+    """The instance's Glance image, for messages ('unknown' when unset)."""
+    if instance is None or not instance.obj_attr_is_set('image_ref'):
+        return 'unknown'
+    return instance.image_ref or 'unknown'
+
+
 class FastRbd(imagebackend.Rbd):
     """Instance disks as copy-on-write clones of trusted Glance RBD images."""
 
@@ -104,7 +111,18 @@ class FastRbd(imagebackend.Rbd):
         self._stock_reason = None
 
     def exists(self):
-        return self._made_size is not None or super().exists()
+        """Does the disk exist?  A Ceph timeout names the image and disk.
+
+        Nova asks this first of a spawn (``_create_and_inject_local_root``),
+        before any ``cache()`` or ``clone()``: a stalled cluster surfaces
+        here, as a :class:`CephTimeout` instead of librbd's bare timeout.
+        """
+        if self._made_size is not None:
+            return True
+        with cluster.answering(
+                instance_image(self.instance), 'checking for disk %s/%s' % (
+                    self.driver.pool, self.rbd_name), self.driver.op_timeout):
+            return super().exists()
 
     def get_disk_size(self, name):
         if self._made_size is not None:

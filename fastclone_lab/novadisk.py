@@ -149,6 +149,7 @@ DISK_MAPPING = {'disk': {'bus': 'virtio', 'dev': 'vda', 'type': 'disk'}}
 
 def create_root_disk(ctx, instance, image_id):
     """The root disk as LibvirtDriver.spawn makes it; returns the Image."""
+    instance.image_ref = image_id   # as Nova's instance being built from it
     _RootDiskDriver()._create_and_inject_local_root(
         ctx, instance, DISK_MAPPING, booted_from_volume=False, suffix='',
         disk_images={'image_id': image_id}, injection_info=None,

@@ -323,6 +323,22 @@ class CephTimeoutTestCase(tib.SpawnFixtures):
                       str(exc))
         self.driver['clone'].assert_not_called()
 
+    def test_timed_out_existence_check_is_named(self):
+        """Nova's first question of a spawn: does the disk exist?"""
+        self.instance.image_ref = IMAGE_ID
+        self.driver['exists'].side_effect = fakes.RbdTimeout('timed out')
+        exc = self.assertRaises(fc_exception.CephTimeout, self.disk.exists)
+        self.assertEqual(
+            'Image %s: Ceph did not answer within 5 s ([fastclone] '
+            'rados_op_timeout) while checking for disk vms/%s: '
+            'RbdTimeout: timed out' % (IMAGE_ID, self.disk.rbd_name),
+            str(exc))
+
+    def test_existence_check_without_an_image_says_so(self):
+        self.driver['exists'].side_effect = fakes.RbdTimeout('timed out')
+        exc = self.assertRaises(fc_exception.CephTimeout, self.disk.exists)
+        self.assertTrue(str(exc).startswith('Image unknown: '), str(exc))
+
     def test_the_connection_is_bounded(self):
         rados = self.ceph.rados.Rados.return_value
         cluster.SharedRBDDriver().handle.client()
