@@ -117,12 +117,8 @@ class FastRbd(imagebackend.Rbd):
         before any ``cache()`` or ``clone()``: a stalled cluster surfaces
         here, as a :class:`CephTimeout` instead of librbd's bare timeout.
         """
-        if self._made_size is not None:
-            return True
-        with cluster.answering(
-                instance_image(self.instance), 'checking for disk %s/%s' % (
-                    self.driver.pool, self.rbd_name), self.driver.op_timeout):
-            return super().exists()
+        return self._exists(instance_image(self.instance),
+                            'checking for disk')
 
     def get_disk_size(self, name):
         if self._made_size is not None:
@@ -164,13 +160,16 @@ class FastRbd(imagebackend.Rbd):
             return
         return super().cache(fetch_func, filename, size, *args, **kwargs)
 
-    def _answering(self, image_id):
-        return cluster.answering(image_id, 'making disk %s/%s' % (
-            self.driver.pool, self.rbd_name), self.driver.op_timeout)
+    def _answering(self, image_id, doing='making disk'):
+        return cluster.answering(image_id, '%s %s/%s' % (
+            doing, self.driver.pool, self.rbd_name), self.driver.op_timeout)
 
-    def _exists(self, image_id) -> bool:
-        with self._answering(image_id):
-            return self.exists()
+    def _exists(self, image_id, doing='making disk') -> bool:
+        """exists(), a timeout naming image_id (the image being made)."""
+        if self._made_size is not None:
+            return True
+        with self._answering(image_id, doing):
+            return super().exists()
 
     def clone(self, context, image_id_or_uri, copy_to_store=True):
         if self._stock_reason is not None:   # known already: no Glance call

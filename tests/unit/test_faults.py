@@ -334,6 +334,16 @@ class CephTimeoutTestCase(tib.SpawnFixtures):
             'RbdTimeout: timed out' % (IMAGE_ID, self.disk.rbd_name),
             str(exc))
 
+    def test_existence_check_of_a_spawn_names_the_image_being_made(self):
+        """A rescue disk: the rescue image, not the instance's own."""
+        self.instance.image_ref = 'the-instance-image'
+        self.driver['exists'].side_effect = fakes.RbdTimeout('timed out')
+        exc = self.assertRaises(fc_exception.CephTimeout, self._cache)
+        self.assertTrue(str(exc).startswith(
+            'Image %s: Ceph did not answer' % IMAGE_ID), str(exc))
+        self.assertIn('while making disk vms/%s' % self.disk.rbd_name,
+                      str(exc))
+
     def test_existence_check_without_an_image_says_so(self):
         self.driver['exists'].side_effect = fakes.RbdTimeout('timed out')
         exc = self.assertRaises(fc_exception.CephTimeout, self.disk.exists)
