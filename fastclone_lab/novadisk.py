@@ -23,6 +23,7 @@ services is tested in ``tests/functional/novaactionshost.py``.
 """
 
 import dataclasses
+import functools
 import os
 import uuid
 
@@ -110,10 +111,7 @@ def make_instance(root_gb: int):
 
 
 def root_disk(instance):
-    import nova.conf
-    from nova.virt.libvirt import imagebackend
-    return imagebackend.Backend(nova.conf.CONF.use_cow_images).by_name(
-        instance, 'disk')
+    return _driver().image_backend.by_name(instance, 'disk')
 
 
 def settings_from_env(workdir: str, extra: str = '') -> Settings:
@@ -144,13 +142,19 @@ class _RootDiskDriver:
             setattr(self, name, getattr(cls, name).__get__(self))
 
 
+@functools.lru_cache(maxsize=None)
+def _driver() -> _RootDiskDriver:
+    """This process's driver, made once as nova-compute makes its own."""
+    return _RootDiskDriver()
+
+
 DISK_MAPPING = {'disk': {'bus': 'virtio', 'dev': 'vda', 'type': 'disk'}}
 
 
 def create_root_disk(ctx, instance, image_id):
     """The root disk as LibvirtDriver.spawn makes it; returns the Image."""
     instance.image_ref = image_id   # as Nova's instance being built from it
-    _RootDiskDriver()._create_and_inject_local_root(
+    _driver()._create_and_inject_local_root(
         ctx, instance, DISK_MAPPING, booted_from_volume=False, suffix='',
         disk_images={'image_id': image_id}, injection_info=None,
         fallback_from_host=None)
