@@ -49,6 +49,7 @@ must be running on, chosen by the parent with Nova's own
 # OS_NOVA_DISABLE_EVENTLET_PATCHING=1, eventlet otherwise.
 import nova.tests.functional  # noqa: F401,H306
 
+import contextlib
 import json
 import os
 import sys
@@ -137,23 +138,28 @@ class Ceph:
         return {(pool, name) for pool in self.client.list_pools()
                 for name in self.names(pool)}
 
+    @contextlib.contextmanager
+    def image(self, pool, name, read_only=True):
+        import rbd
+        with self.client.open_ioctx(pool) as ioctx:
+            with rbd.Image(ioctx, name, read_only=read_only) as image:
+                yield image
+
     def disk(self, pool, name):
         """(size, (parent pool, parent image, parent snap) or None)."""
         import rbd
-        with self.client.open_ioctx(pool) as ioctx:
-            with rbd.Image(ioctx, name, read_only=True) as image:
-                try:
-                    parent = image.parent_info()
-                except rbd.ImageNotFound:
-                    parent = None
-                return image.size(), parent
+        with self.image(pool, name) as image:
+            try:
+                parent = image.parent_info()
+            except rbd.ImageNotFound:
+                parent = None
+            return image.size(), parent
 
     def is_clone_v2(self, pool, name):
         import rbd
-        with self.client.open_ioctx(pool) as ioctx:
-            with rbd.Image(ioctx, name, read_only=True) as image:
-                return bool(image.op_features() &
-                            rbd.RBD_OPERATION_FEATURE_CLONE_CHILD)
+        with self.image(pool, name) as image:
+            return bool(image.op_features() &
+                        rbd.RBD_OPERATION_FEATURE_CLONE_CHILD)
 
     def min_compat_client(self, release=None):
         """Set require_min_compat_client (or read it); the old value."""
@@ -168,13 +174,11 @@ class Ceph:
         return out.decode().strip()
 
     def protect(self, pool, name, snap, protected):
-        import rbd
-        with self.client.open_ioctx(pool) as ioctx:
-            with rbd.Image(ioctx, name) as image:
-                if protected:
-                    image.protect_snap(snap)
-                else:
-                    image.unprotect_snap(snap)
+        with self.image(pool, name, read_only=False) as image:
+            if protected:
+                image.protect_snap(snap)
+            else:
+                image.unprotect_snap(snap)
 
     def images_named(self, text):
         """['pool/image <- parent (size)'] of every image named with text."""
@@ -189,23 +193,17 @@ class Ceph:
         return found
 
     def read(self, pool, name, offset, length):
-        import rbd
-        with self.client.open_ioctx(pool) as ioctx:
-            with rbd.Image(ioctx, name, read_only=True) as image:
-                return image.read(offset, length)
+        with self.image(pool, name) as image:
+            return image.read(offset, length)
 
     def rbd_id(self, pool, name):
         """Ceph's id of the image: a disk made anew gets another one."""
-        import rbd
-        with self.client.open_ioctx(pool) as ioctx:
-            with rbd.Image(ioctx, name, read_only=True) as image:
-                return image.id()
+        with self.image(pool, name) as image:
+            return image.id()
 
     def snaps(self, pool, name):
-        import rbd
-        with self.client.open_ioctx(pool) as ioctx:
-            with rbd.Image(ioctx, name, read_only=True) as image:
-                return sorted(s['name'] for s in image.list_snaps())
+        with self.image(pool, name) as image:
+            return sorted(s['name'] for s in image.list_snaps())
 
 
 class FastRbdNovaTest(base.ServersTestBase):
