@@ -17,9 +17,12 @@ Nova's ``RBDDriver`` connects to the cluster afresh for every call
 :class:`SharedRBDDriver` is that same driver, with its two connection hooks
 pointed at one :class:`ClusterHandle` per (ceph.conf, user): every
 ``RBDDriver`` method keeps working unchanged, only without the reconnects.
+:func:`rbd_driver` makes it through ``rbd_utils.RBDDriver`` as that name
+reads at call time, the seam Nova's tests and wrappers substitute.
 """
 
 import contextlib
+import copy
 import errno
 import json
 import os
@@ -49,6 +52,10 @@ class ClusterHandle:
         self.op_timeout = op_timeout
         self._lock = threading.Lock()
         self._client = None
+        # clients in use (open ioctxs, using() blocks), and the replaced
+        # ones still in use: shut down by their last user (see reset)
+        self._users: dict = {}
+        self._retired: list = []
 
     def _connect(self):
         client = rbd_utils.rados.Rados(rados_id=self.rados_id,
@@ -72,30 +79,93 @@ class ClusterHandle:
             return self._client
 
     def reset(self, broken=None) -> None:
-        """Drop the connection (only if it is still ``broken``)."""
+        """Drop the connection (only if it is still ``broken``).
+
+        The next caller gets a new connection.  The old one is shut down
+        only once nobody uses it any more: ``rados_shutdown`` frees the
+        client under every ioctx and watch still open on it, and the next
+        call through one of them crashes the process (a segfault, a failed
+        ``ceph_assert(initialized)`` in the Objecter, or a C++ exception
+        thrown from freed memory).  Until its last user is done, a replaced
+        client's calls fail (it was blocklisted, or it is broken) or work.
+        """
         with self._lock:
             if self._client is None or (broken is not None and
                                         self._client is not broken):
                 return
             client, self._client = self._client, None
+            if self._users.get(client):
+                self._retired.append(client)
+                LOG.debug('ceph connection as %(user)s replaced; shut down '
+                          'when its %(n)d users are done',
+                          {'user': self.rados_id, 'n': self._users[client]})
+                return
         client.shutdown()
 
+    def _use(self):
+        """The connected client, counted as used until :meth:`_done`."""
+        with self._lock:
+            if self._client is None:
+                self._client = self._connect()
+            client = self._client
+            self._users[client] = self._users.get(client, 0) + 1
+            return client
+
+    def _done(self, client) -> None:
+        with self._lock:
+            left = self._users.get(client, 0) - 1
+            if left > 0:
+                self._users[client] = left
+                return
+            self._users.pop(client, None)
+            if client not in self._retired:
+                return
+            self._retired.remove(client)
+        client.shutdown()   # replaced, and its last user is done
+
+    @contextlib.contextmanager
+    def using(self):
+        """The connected client, never shut down while the block runs."""
+        client = self._use()
+        try:
+            yield client
+        finally:
+            self._done(client)
+
     def open_ioctx(self, pool: str):
-        client = self.client()
+        """(client, ioctx); the client is in use until :meth:`close_ioctx`."""
+        client = self._use()
         try:
             return client, client.open_ioctx(pool)
         except rbd_utils.rados.ObjectNotFound:
+            self._done(client)
             raise  # no such pool: the connection is fine
         except rbd_utils.rados.Error as e:
             LOG.warning('ceph connection as %(user)s failed (%(err)s); '
                         'reconnecting', {'user': self.rados_id, 'err': e})
             self.reset(broken=client)
-            client = self.client()
+            self._done(client)
+        client = self._use()
+        try:
             return client, client.open_ioctx(pool)
+        except Exception:
+            self._done(client)
+            raise
+
+    def close_ioctx(self, client, ioctx) -> None:
+        """Close an ioctx of :meth:`open_ioctx`; its client is free then."""
+        try:
+            ioctx.close()
+        finally:
+            self._done(client)
 
     def clone_format(self) -> int:
         """1 or 2: what a clone made now by this connection would be."""
-        client = self.client()
+        with self.using() as client:
+            return self._clone_format(client)
+
+    @staticmethod
+    def _clone_format(client) -> int:
         cmd = json.dumps({'prefix': 'osd get-require-min-compat-client',
                           'format': 'json'})
         ret, out, err = client.mon_command(cmd, b'')
@@ -131,7 +201,8 @@ def timed_out(error: BaseException) -> bool:
 
 
 @contextlib.contextmanager
-def answering(image_id: str, doing: str, timeout: int):
+def answering(image_id: str, doing: str, timeout: int,
+              option: str = '[fastclone] rados_op_timeout'):
     """Turn a librados/librbd timeout into a CephTimeout naming the image."""
     try:
         yield
@@ -141,7 +212,7 @@ def answering(image_id: str, doing: str, timeout: int):
         if not timed_out(e):
             raise
         raise fc_exception.CephTimeout(
-            image=image_id, timeout=timeout, doing=doing,
+            image=image_id, timeout=timeout, doing=doing, option=option,
             cause='%s: %s' % (type(e).__name__, e)) from e
 
 
@@ -171,9 +242,9 @@ _HANDLES_LOCK = threading.Lock()
 
 
 def handle_for(conffile: str, rados_id: str, timeout: int,
-               op_timeout: int = 0) -> ClusterHandle:
-    """The process's handle for this cluster and user (fork-safe)."""
-    key = (os.getpid(), conffile, rados_id, op_timeout)
+               op_timeout: int = 0, role: str = '') -> ClusterHandle:
+    """The process's handle for this cluster, user and role (fork-safe)."""
+    key = (os.getpid(), conffile, rados_id, op_timeout, role)
     with _HANDLES_LOCK:
         handle = _HANDLES.get(key)
         if handle is None:
@@ -191,10 +262,17 @@ def reset_all() -> None:
         handle.reset()
 
 
-class SharedRBDDriver(rbd_utils.RBDDriver):
-    """Nova's RBDDriver on the process's shared cluster connection.
+# Nova's own class, as imported (rbd_utils.RBDDriver may be replaced later)
+NOVA_RBD_DRIVER = rbd_utils.RBDDriver
 
-    Every operation on it is bounded by ``[fastclone] rados_op_timeout``.
+
+class SharedConnection:
+    """Mixin for an ``RBDDriver`` class: its connection is the shared one.
+
+    Its two connection hooks go to the process's :class:`ClusterHandle`
+    for the driver's (ceph.conf, user); every other method is the class's
+    own.  Every operation on it is bounded by ``[fastclone]
+    rados_op_timeout``.
     """
 
     def __init__(self, *args, **kwargs):
@@ -210,8 +288,77 @@ class SharedRBDDriver(rbd_utils.RBDDriver):
         return handle_for(self.ceph_conf, self.rbd_user,
                           self.rbd_connect_timeout, self.op_timeout)
 
+    @property
+    def lock_handle(self) -> ClusterHandle:
+        """The process's connection for population locks, apart.
+
+        A host that takes over a dead holder's lock blocklists the holder's
+        client (:mod:`fastclone_backend.liveness`): a holder found dead
+        wrongly (stalled) loses its locks then, not every clone it makes.
+        """
+        return handle_for(self.ceph_conf, self.rbd_user,
+                          self.rbd_connect_timeout, self.op_timeout,
+                          role='locks')
+
     def _connect_to_rados(self, pool=None):
         return self.handle.open_ioctx(str(pool or self.pool))
 
     def _disconnect_from_rados(self, client, ioctx):
-        ioctx.close()  # the client stays connected for the next call
+        # the client stays connected for the next call
+        self.handle.close_ioctx(client, ioctx)
+
+
+class SharedRBDDriver(SharedConnection, NOVA_RBD_DRIVER):
+    """Nova's RBDDriver on the process's shared cluster connection."""
+
+
+_SHARED_CLASSES = {NOVA_RBD_DRIVER: SharedRBDDriver}
+_SHARED_CLASSES_LOCK = threading.Lock()
+
+
+def shared_class(cls: type) -> type:
+    """cls (an ``RBDDriver`` class) on the shared connection."""
+    with _SHARED_CLASSES_LOCK:
+        shared = _SHARED_CLASSES.get(cls)
+        if shared is None:
+            shared = _SHARED_CLASSES[cls] = type(
+                'Shared' + cls.__name__, (SharedConnection, cls),
+                {'__module__': __name__})
+        return shared
+
+
+def rbd_driver(*args, **kwargs):
+    """The RBD driver, made through Nova's seam ``rbd_utils.RBDDriver``.
+
+    ``rbd_utils.RBDDriver`` is looked up now, so whatever replaces it (a
+    unit test's ``mock.patch``, a wrapper class) is what the caller gets,
+    as Nova's own ``Rbd`` would:
+
+    * Nova's class: a :class:`SharedRBDDriver`;
+    * another ``RBDDriver`` class (a subclass wrapping Nova's): an instance
+      of it with :class:`SharedConnection` mixed in, its methods its own;
+    * anything else (a mock): its instance, untouched.
+
+    A patch of ``RBDDriver._connect_to_rados`` or ``_disconnect_from_rados``
+    does not reach a shared driver: those two are what it replaces.
+    """
+    cls = rbd_utils.RBDDriver
+    if isinstance(cls, type) and issubclass(cls, NOVA_RBD_DRIVER):
+        return shared_class(cls)(*args, **kwargs)
+    return cls(*args, **kwargs)
+
+
+def bounded_driver(driver, seconds: int):
+    """driver, on a connection whose every operation fails after seconds.
+
+    For steps with a bound of their own (a removal that a full pool
+    blocks): the same cluster and user, a second connection.  The driver
+    itself when it is bounded tighter already, or seconds is 0.
+    """
+    if not seconds or not isinstance(driver, SharedConnection):
+        return driver
+    if driver.op_timeout and driver.op_timeout <= seconds:
+        return driver
+    bounded = copy.copy(driver)
+    bounded.op_timeout = seconds
+    return bounded

@@ -148,15 +148,15 @@ holder renews it.
 
 The host that converts an image renews its lock every third of this
 period.  If that host dies (kill -9, power loss), a spawn waiting on
-another host finds its client dead (its liveness watch no longer answers)
-and takes the population over within seconds; failing that, once the lock
-ran out: two thirds of this period to all of it after the death (Ceph may
-take a few seconds more).  The holder stops populating (and kills its
-``qemu-img``) as soon as a renewal is refused, or when none got through
-for this long (a cluster that does not answer), so two hosts never publish
-a base at once.  Shorter: faster takeover; a
-holder whose renewals the cluster delays for longer loses its population
-and a waiting host starts it again.
+another host finds its client dead (its liveness watch no longer answers
+within ``cache_holder_timeout``), fences it and takes the population over
+within seconds; failing that, once the lock ran out: two thirds of this
+period to all of it after the death (Ceph may take a few seconds more).
+The holder stops populating (and kills its ``qemu-img``) as soon as a
+renewal is refused, or when none got through for this long (a cluster that
+does not answer), so two hosts never publish a base at once.  Shorter:
+faster takeover; a holder whose renewals the cluster delays for longer
+loses its population and a waiting host starts it again.
 
 Possible values:
 
@@ -164,8 +164,45 @@ Possible values:
 
 Related options:
 
-* ``[fastclone] cache_wait_timeout``, ``cache_poll_interval``
+* ``[fastclone] cache_holder_timeout``, ``cache_wait_timeout``,
+  ``cache_poll_interval``
 * ``[fastclone] rados_op_timeout``
+"""),
+    cfg.FloatOpt(
+        'cache_holder_timeout',
+        default=2.0,
+        min=0.5,
+        help="""
+Seconds a population lock's holder may leave a liveness check unanswered
+before a waiting host declares it dead, fences it and takes the population
+over.
+
+While a host populates the cache with an image, its Ceph client keeps a
+RADOS watch that answers for it in milliseconds.  A spawn waiting on
+another host asks it (a RADOS notify) between its checks; when the OSD
+reports that the holder did not answer within this many seconds (the host
+was killed, lost power or its network), the waiting host blocklists the
+holder's Ceph client (``osd blocklist add``, as librbd does before it breaks
+a dead client's exclusive lock; the ``profile rbd`` monitor cap allows it),
+breaks the lock, fences the dead population's ``qemu-img`` the same way,
+removes its temporary image and populates the image itself: the next spawn
+after a crash waits about this long plus ``cache_poll_interval``, not the
+30 s Ceph takes to drop a dead client's watches.  A holder that was only
+stalled this long (a stopped or swapping process) cannot publish after the
+takeover: it is blocklisted, its population fails and is done by the host
+that took over.  Only the holder's lock connection is fenced, never the
+connection its clones use.  Without the monitor cap, the takeover still
+happens but nothing is fenced, and the dead population's temporary image
+is removed by the lifecycle pass (``fastclone-manage doctor`` warns).
+
+Possible values:
+
+* A number of seconds, 0.5 or more.  Shorter: faster takeover, and a
+  stalled host fenced sooner.
+
+Related options:
+
+* ``[fastclone] cache_lock_lease``, ``cache_poll_interval``
 """),
     cfg.IntOpt(
         'cache_wait_timeout',
@@ -189,6 +226,12 @@ Related options:
         min=0.05,
         help="""
 Seconds between checks while waiting for another host's population.
+
+A waiting spawn is woken as soon as the population ends (the host that
+populated notifies the lock's RADOS object, on which the waiters keep a
+watch); this interval is the fallback should that notify be lost, and how
+often a waiter checks that the populating host is still alive
+(``cache_holder_timeout``).
 
 Possible values:
 
@@ -443,13 +486,8 @@ is merely slow (a cluster recovering, a large flatten competing for the
 disks) fails too, where waiting would have succeeded; Ceph's own clients
 (librbd in QEMU) wait for ever by default for that reason.  A value well
 above the cluster's worst normal latency (30 s or more) fails only real
-stalls.
-
-Possible values:
-
-With ``[fastclone] convert_direct_to_rbd = False``, the ``rbd import`` of
-the converted file stays unbounded: ``rbd import`` with an operation
-timeout reports success over the writes that timed out.
+stalls.  Removals and the cleanup after a failed clone have their own
+bound, ``remove_timeout``; ``rbd import`` has ``import_timeout``.
 
 Possible values:
 
@@ -462,11 +500,88 @@ Related options:
   applies it as librados's ``client_mount_timeout``)
 * ``[fastclone] cache_wait_timeout`` (waiting for another host's
   population)
+* ``[fastclone] remove_timeout``, ``import_timeout``
+"""),
+    cfg.IntOpt(
+        'remove_timeout',
+        default=60,
+        min=0,
+        help="""
+Seconds any single Ceph operation of a removal may take: removing a
+failed population's image, a retired base, a trash entry, and what a
+timed-out clone left behind.
+
+Ceph pauses writes, removals included, to a pool that is full or over its
+quota; without a bound such a removal blocks the spawn or the lifecycle
+pass until space is freed.  With one, it fails after about this long with
+an error naming the image and the step, and a later lifecycle pass tries
+again.  Removals run on a second connection to the cluster with this
+operation timeout.
+
+Possible values:
+
+* 0: wait for ever (or ``rados_op_timeout``, if set).
+* A number of seconds (default 60).
+
+Related options:
+
+* ``[fastclone] rados_op_timeout``
+"""),
+    cfg.IntOpt(
+        'import_timeout',
+        default=3600,
+        min=0,
+        help="""
+Seconds an ``rbd import`` of a converted image into the cache pool may run
+before it is killed and its partial image removed.
+
+``rbd import`` is used for raw images when ``convert_direct_to_rbd`` is
+False or ``rados_op_timeout`` is 0; a cluster that stops answering would
+otherwise hold the population (and every spawn waiting for it) for ever.
+Set it well above the time the largest image takes to import.
+
+Possible values:
+
+* 0: no limit.
+* A number of seconds (default 3600).
+
+Related options:
+
+* ``[fastclone] convert_direct_to_rbd``, ``rados_op_timeout``
+* ``[fastclone] cache_wait_timeout`` (other hosts wait that long)
+"""),
+]
+
+glance_opts = [
+    cfg.IntOpt(
+        'glance_timeout',
+        default=60,
+        min=0,
+        help="""
+Seconds fastclone-backend waits for Glance to connect, and then for each
+read of its answer: the image record a spawn reads, the location API, the
+download of an image into the cache, and the lifecycle pass's questions.
+
+A Glance that accepts the connection and never answers would otherwise
+hold a spawn (and the nova-compute thread running it) for ever.  With a
+bound, the spawn fails with an error naming the image and the stage.  A
+download may take longer than this in total: the bound is on each wait
+for data, not on the whole transfer.
+
+Possible values:
+
+* 0: wait for ever (or Nova's ``[glance] timeout``, if set).
+* A number of seconds (default 60).
+
+Related options:
+
+* ``[glance] timeout`` (Nova's own Glance calls), ``[glance] num_retries``
 """),
 ]
 
 
-ALL_OPTS = clone_opts + cache_opts + lifecycle_opts + ceph_opts
+ALL_OPTS = (clone_opts + cache_opts + lifecycle_opts + ceph_opts +
+            glance_opts)
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:

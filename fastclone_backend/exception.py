@@ -31,6 +31,19 @@ class FastcloneException(Exception):
         """What Nova's instance fault shows (as for NovaException)."""
         return str(self)
 
+    def without_image(self) -> str:
+        """The message without its leading ``Image <id>``.
+
+        For Nova's ImageUnacceptable, whose own message names the image
+        first ("Image <id> is unacceptable: <reason>"): the image once.
+        """
+        text = str(self)
+        image = self.kwargs.get('image')
+        for prefix in ('Image %s rejected: ' % image, 'Image %s: ' % image):
+            if image and text.startswith(prefix):
+                return text[len(prefix):]
+        return text
+
 
 class LocationRejected(FastcloneException):
     msg_fmt = '%(url)s: %(reason)s'
@@ -46,6 +59,10 @@ class HookNotInstalled(FastcloneException):
                "not called): %(detail)s")
 
 
+class NovaReleaseUnsupported(FastcloneException):
+    msg_fmt = '%(line)s'
+
+
 class ImageRejected(FastcloneException):
     msg_fmt = 'Image %(image)s rejected: %(reason)s'
 
@@ -56,6 +73,15 @@ class ImageRejected(FastcloneException):
 
 class CacheError(FastcloneException):
     msg_fmt = 'Image %(image)s: cached base image: %(reason)s'
+
+
+class NotOurs(CacheError):
+    """An image with our name that we did not make: never touched."""
+
+    msg_fmt = ('Image %(image)s: cached base image: %(pool)s/%(name)s has '
+               'our name but is not ours (no valid fastclone.owner mark, '
+               'not in our ledger), so it is neither used nor replaced; '
+               'rename or remove it if it is yours to drop')
 
 
 class PopulationFailed(FastcloneException):
@@ -92,10 +118,26 @@ class CephTimeout(FastcloneException):
         super().__init__(option=option, **kwargs)
 
 
+class GlanceTimeout(FastcloneException):
+    """Glance did not answer within [fastclone] glance_timeout."""
+
+    msg_fmt = ('Image %(image)s: Glance did not answer within %(timeout)d s '
+               '([fastclone] glance_timeout) while %(doing)s: %(cause)s')
+
+
+class ToolTimeout(FastcloneException):
+    """An external tool ran past its bound and was killed."""
+
+    msg_fmt = ('Image %(image)s: %(tool)s did not finish within %(timeout)d '
+               's (%(option)s) while %(doing)s: killed after %(done)d of '
+               '%(total)d MiB')
+
+
 class CacheUnavailable(FastcloneException):
     """The cache path cannot work here now, not for the image's fault.
 
-    A reason of the host or the cluster: see :mod:`fastclone_backend.degrade`.
+    A reason of the host or the cluster: see
+    :mod:`fastclone_backend.cache.degrade`.
     """
 
     msg_fmt = ('Image %(image)s: the converted-image cache cannot be used: '

@@ -21,15 +21,16 @@
 3. ``imagebackend.Backend`` maps both ``rbd`` and ``fastrbd`` to FastRbd;
 4. ``LibvirtDriver.manage_image_cache`` (Nova's periodic image-cache pass)
    also runs the cluster-wide lifecycle pass
-   (:mod:`fastclone_backend.lifecycle`) when Nova runs as rbd, and records
-   this process's counters in RADOS (:mod:`fastclone_backend.statsstore`);
+   (:mod:`fastclone_backend.lifecycle.runner`) when Nova runs as rbd, and
+   records this process's counters in RADOS
+   (:mod:`fastclone_backend.cache.statsstore`);
 5. ``LibvirtDriver.cache_image`` (Nova's image precache API) warms the
    Ceph base instead of the local ``_base`` when Nova runs as rbd
-   (:mod:`fastclone_backend.precache`).
+   (:mod:`fastclone_backend.spawn.precache`).
 
 Both the driver's start (the first ``Backend``) and each periodic pass
 also sweep this host's work directory of files left by populations that
-died with their process (:mod:`fastclone_backend.workdir`).
+died with their process (:mod:`fastclone_backend.cache.workdir`).
 
 Without it, ``images_type = fastrbd`` is an invalid value and nova-compute
 stops at start-up with oslo.config's error: never a silent stock ``Rbd``.
@@ -41,6 +42,7 @@ from oslo_log import log as logging
 
 from fastclone_backend import conf as fc_conf
 from fastclone_backend import exception as fc_exception
+from fastclone_backend import releases
 
 LOG = logging.getLogger(__name__)
 
@@ -49,7 +51,7 @@ CHOICE_HELP = ('Ceph RBD copy-on-write clones by fastclone-backend; Nova '
                'runs it as rbd (needs nova-compute-fastrbd)')
 
 _saved = {}
-_state = {'requested': None, 'announced': False}
+_state = {'requested': None, 'announced': False, 'overridden': None}
 
 
 def _images_type_opt():
@@ -67,12 +69,19 @@ def allow_fastrbd_choice() -> None:
 
 
 def apply_config(conf) -> None:
-    """After parsing: register [fastclone], run Nova as rbd if fastrbd."""
+    """After parsing: register [fastclone], run Nova as rbd if fastrbd.
+
+    Idempotent: called again (a second parse_args, a test harness), it
+    sees its own override ('rbd') and keeps what was requested.
+    """
     fc_conf.register_opts(conf)
     requested = conf.libvirt.images_type
+    if _state['overridden'] is conf and requested == 'rbd':
+        return   # our override reads 'rbd': fastrbd was requested
     _state['requested'] = requested
     if requested == FASTRBD:
         conf.set_override('images_type', 'rbd', group='libvirt')
+        _state['overridden'] = conf
 
 
 def _announce(conf) -> None:
@@ -80,7 +89,7 @@ def _announce(conf) -> None:
     if _state['announced']:
         return
     _state['announced'] = True
-    from fastclone_backend import workdir
+    from fastclone_backend.cache import workdir
     workdir.sweep_quietly(conf)   # files of populations that died with us
     LOG.info('fastclone-backend active: [libvirt] images_type %(req)s runs '
              'as rbd with FastRbd; clones into pool %(pool)s as %(user)s '
@@ -97,7 +106,7 @@ def _announce(conf) -> None:
 def _patched_backend_init(original):
     @functools.wraps(original)
     def __init__(self, use_cow):
-        from fastclone_backend import imagebackend as fc_imagebackend
+        from fastclone_backend.spawn import fastrbd as fc_imagebackend
         import nova.conf
         conf = nova.conf.CONF
         original(self, use_cow)
@@ -120,13 +129,13 @@ def _patched_manage_image_cache(original):
         import nova.conf
         original(self, context, all_instances)
         if nova.conf.CONF.libvirt.images_type == 'rbd':
+            from fastclone_backend.cache import statsstore
+            from fastclone_backend.cache import workdir
             from fastclone_backend import cluster
-            from fastclone_backend import lifecycle
-            from fastclone_backend import statsstore
-            from fastclone_backend import workdir
+            from fastclone_backend.lifecycle import runner
             workdir.sweep_quietly(nova.conf.CONF)   # this host's files
-            driver = cluster.SharedRBDDriver()
-            lifecycle.periodic_pass(context, driver)
+            driver = cluster.rbd_driver()
+            runner.periodic_pass(context, driver)
             statsstore.flush_quietly(driver)
     manage_image_cache.fastclone_original = original
     return manage_image_cache
@@ -138,7 +147,7 @@ def _patched_cache_image(original):
         import nova.conf
         if nova.conf.CONF.libvirt.images_type != 'rbd':
             return original(self, context, image_id)
-        from fastclone_backend import precache
+        from fastclone_backend.spawn import precache
         warmed = precache.warm(context, image_id)
         if warmed is precache.STOCK:
             return original(self, context, image_id)
@@ -162,10 +171,23 @@ def installed() -> bool:
     return bool(_saved)
 
 
+def check_release() -> None:
+    """Refuse a Nova release outside the supported ones (releases.SERIES)."""
+    refused = releases.refusal('fastclone-backend',
+                               releases.installed_version(),
+                               'the hook is not installed')
+    if refused:
+        raise fc_exception.NovaReleaseUnsupported(line=refused)
+
+
 def install() -> None:
-    """Make this process's Nova run fastrbd.  Idempotent."""
+    """Make this process's Nova run fastrbd.  Idempotent.
+
+    :raises: NovaReleaseUnsupported outside Nova 31 to 34.
+    """
     if _saved:
         return
+    check_release()
     from nova import config as nova_config
     from nova.virt.libvirt import driver
     from nova.virt.libvirt import imagebackend
@@ -196,7 +218,7 @@ def uninstall() -> None:
         'manage_image_cache')
     driver.LibvirtDriver.cache_image = _saved.pop('cache_image')
     _images_type_opt().type.choices.pop(FASTRBD, None)
-    _state.update(requested=None, announced=False)
+    _state.update(requested=None, announced=False, overridden=None)
 
 
 def list_nova_opts():

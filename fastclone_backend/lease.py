@@ -12,8 +12,10 @@
 
 """A RADOS lock with a lease: held while its holder lives, renewed by it.
 
-A waiter that finds the holder's client dead (:mod:`liveness`) takes the
-lock over at once, without waiting for the lease to run out.
+A waiter that finds the holder's client dead (:mod:`liveness`) fences
+that client (blocklists it) and takes the lock over at once, without
+waiting for the lease to run out.  Whoever releases the lock notifies its
+object, waking the waiters (:mod:`wake`).
 
 The population of a cached base and the cluster-wide lifecycle pass each
 run under one, so that exactly one process on any host does that work; a
@@ -30,6 +32,7 @@ import uuid
 from oslo_log import log as logging
 
 from fastclone_backend import liveness
+from fastclone_backend import wake
 
 LOG = logging.getLogger(__name__)
 
@@ -49,7 +52,8 @@ class Lease:
 
     def __init__(self, ioctx, obj: str, seconds: int, rados_mod,
                  name: str, desc: str = 'fastclone-backend cache population',
-                 clock=time.monotonic, gid: int = 0):
+                 clock=time.monotonic, client=None,
+                 holder_timeout: float = liveness.NOTIFY_SECONDS):
         self.ioctx = ioctx
         self.obj = obj
         self.seconds = seconds
@@ -61,12 +65,15 @@ class Lease:
                                     uuid.uuid4().hex[:8])
         self.lost = False
         self.unanswered = False   # lost because the cluster did not answer
+        self.fenced = False   # lost because another host blocklisted us
         self.renewed_at = None
         self._stop = threading.Event()
         self._thread = None
-        # gid: this client's id; a holder with one keeps a liveness watch,
-        # and a waiter with one breaks the lock of a holder found dead
-        self.gid = gid
+        # client: the rados.Rados the lock is taken with; a holder with one
+        # keeps a liveness watch, a waiter with one fences and breaks the
+        # lock of a holder found dead
+        self.client = client
+        self.holder_timeout = holder_timeout
         self._beacon = None
 
     def _lock(self, flags=0):
@@ -78,17 +85,19 @@ class Lease:
         try:
             self._lock()
         except self.rados.ObjectBusy:
-            if not (self.gid and liveness.take_over_if_dead(
-                    self.ioctx, self.obj, self.name, self.rados)):
+            if not (self.client and liveness.take_over_if_dead(
+                    self.ioctx, self.obj, self.name, self.rados,
+                    client=self.client, wait=self.holder_timeout)):
                 return False
             try:
                 self._lock()
             except self.rados.ObjectBusy:   # another waiter was faster
                 return False
         self.renewed_at = self.clock()
-        if self.gid:
-            self._beacon = liveness.Beacon(self.ioctx, self.obj, self.cookie,
-                                           self.gid)
+        if self.client:
+            self._beacon = liveness.Beacon(
+                self.ioctx, self.obj, self.cookie,
+                self.client.get_instance_id(), self.client.get_addrs())
             self._beacon.start()
         self._thread = threading.Thread(target=self._heartbeat, daemon=True)
         self._thread.start()
@@ -100,8 +109,9 @@ class Lease:
         try:
             self._lock(flags=LOCK_FLAG_RENEW)
         except self.rados.Error as e:
-            refused = isinstance(e, (self.rados.ObjectBusy,
-                                     self.rados.ObjectNotFound))
+            self.fenced = liveness.fenced(e)
+            refused = self.fenced or isinstance(e, (self.rados.ObjectBusy,
+                                                    self.rados.ObjectNotFound))
             if refused or start - self.renewed_at >= self.seconds:
                 LOG.error('lost lock %(obj)s: %(err)s',
                           {'obj': self.obj, 'err': e})
@@ -133,6 +143,8 @@ class Lease:
         except self.rados.Error as e:  # expired and taken: not ours
             LOG.warning('lock %(obj)s was not ours any more: %(err)s',
                         {'obj': self.obj, 'err': e})
+        if not self.fenced:
+            wake.notify(self.ioctx, self.obj)   # published, or gave up
         if self._beacon is not None:
             self._beacon.stop()
 

@@ -17,6 +17,12 @@ import warnings
 
 
 def main():
+    from fastclone_backend import releases
+    refused = releases.refusal('fastclone-manage',
+                               releases.installed_version(), 'nothing done')
+    if refused:
+        print(refused, file=sys.stderr)
+        return 1
     # Nova imports eventlet, which warns it is deprecated on every start
     warnings.filterwarnings('ignore', message=r'\s*Eventlet is deprecated')
     from fastclone_backend.manage import app

@@ -115,7 +115,7 @@ def parse_nova_conf(files, dirs) -> None:
 def make_context(token):
     from nova import context
 
-    from fastclone_backend import glancestate
+    from fastclone_backend.lifecycle import glancestate
     if token:
         return context.RequestContext(user_id='fastclone-manage',
                                       project_id='fastclone-manage',

@@ -17,16 +17,16 @@ import time
 from cliff import lister
 from cliff import show
 
-from fastclone_backend import basestore
-from fastclone_backend import cache
+from fastclone_backend.cache import basestore
+from fastclone_backend.cache import naming
+from fastclone_backend.cache import populate
+from fastclone_backend.cache import statsstore
 from fastclone_backend import exception as fc_exception
-from fastclone_backend import glancerecord
-from fastclone_backend import imagepath
-from fastclone_backend import lifecycle
+from fastclone_backend.lifecycle import runner
 from fastclone_backend.manage import glanceprobe
 from fastclone_backend.manage import util
-from fastclone_backend import populate
-from fastclone_backend import statsstore
+from fastclone_backend.spawn import glancerecord
+from fastclone_backend.spawn import imagepath
 
 LIST_COLUMNS = ('Image', 'Name', 'State', 'Size', 'Age', 'Last used',
                 'Children')
@@ -66,17 +66,17 @@ class CacheShow(show.ShowOne):
         drv = util.driver()
         store = basestore.BaseStore(drv)
         names = [n for n in store.names()
-                 if cache.image_id_of(n) == parsed_args.image]
+                 if naming.image_id_of(n) == parsed_args.image]
         if not names:
             raise SystemExit('no cached base of image %s in pool %s'
                              % (parsed_args.image, store.pool))
-        names.sort(key=lambda n: cache.kind_of(n) != 'base')
+        names.sort(key=lambda n: naming.kind_of(n) != 'base')
         base = store.describe(names[0])
         if base is None:
             raise SystemExit('%s vanished' % names[0])
         made = util.created(drv, store.pool, base.name)
-        stored = {k[len(cache.META):]: v for k, v in base.stored.items()
-                  if k.startswith(cache.META)}
+        stored = {k[len(naming.META):]: v for k, v in base.stored.items()
+                  if k.startswith(naming.META)}
         return (('image', 'name', 'pool', 'state', 'size', 'created',
                  'last used', 'children', 'fingerprint', 'populated by',
                  'other names'),
@@ -114,7 +114,7 @@ class CachePrefetch(lister.Lister):
         else:
             raise SystemExit('give image ids, or --all')
         drv = util.driver()
-        disk = imagepath.probe_disk()
+        disk = imagepath.probe()
         rows = [_prefetch(ctx, drv, disk, i) for i in ids]
         statsstore.flush_quietly(drv)
         self.failed = any(r[1] in ('refused', 'error') for r in rows)
@@ -159,8 +159,8 @@ class CachePrune(lister.Lister):
         ctx = self.app.context
         drv = util.driver()
         if parsed_args.dry_run:
-            return ('Action', 'Target', 'Why'), lifecycle.dry_run(ctx, drv)
-        report = lifecycle.run_pass(ctx, drv, force=True)
+            return ('Action', 'Target', 'Why'), runner.dry_run(ctx, drv)
+        report = runner.run_pass(ctx, drv, force=True)
         if not report.get('ran'):
             raise SystemExit('not run: %s' % report.get('why'))
         rows = [(action, target, '') for action in
@@ -186,10 +186,14 @@ class CacheEvict(show.ShowOne):
 
     def take_action(self, parsed_args):
         store = basestore.BaseStore(util.driver())
-        name = cache.base_name(parsed_args.image)
+        name = naming.base_name(parsed_args.image)
         base = store.describe(name)
         if base is None:
             raise SystemExit('no cached base %s/%s' % (store.pool, name))
+        if not base.owned:
+            raise SystemExit(
+                '%s/%s has our name but is not ours (no valid '
+                'fastclone.owner mark): not evicted' % (store.pool, name))
         if base.children and not parsed_args.retire:
             raise SystemExit(
                 '%s/%s has %d clones (%s): not evicted; --retire hides it '

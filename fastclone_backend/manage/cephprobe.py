@@ -13,7 +13,8 @@
 """The doctor's Ceph probes, as Nova's Ceph user (thin I/O).
 
 Nothing is changed but one probe object, created and removed in the
-instances and cache pools.
+instances and cache pools, and one blocklist entry for a documentation
+address (:data:`BLOCKLIST_PROBE`, nobody's) that expires after a second.
 """
 
 import calendar
@@ -26,20 +27,19 @@ import time
 import nova.conf
 from nova.storage import rbd_utils
 
-from fastclone_backend import cache
+from fastclone_backend.cache import naming
 from fastclone_backend import cluster
-from fastclone_backend import doctor
 from fastclone_backend import liveness
+from fastclone_backend.manage import doctor
+from fastclone_backend.manage import facts as facts_mod
 
 CONF = nova.conf.CONF
 
 PROBE_OBJECT = 'fastclone-doctor-probe-%s-%d' % (socket.gethostname(),
                                                  os.getpid())
-CMD_TIMEOUT = 30
-
-
-def _err(e) -> str:
-    return '%s: %s' % (type(e).__name__, e)
+CMD_TIMEOUT = facts_mod.CMD_TIMEOUT
+_err = facts_mod.err
+BLOCKLIST_PROBE = '192.0.2.1:0/1'   # RFC 5737 TEST-NET-1: no client's
 
 
 # ---------------------------------------------------------------- nova.conf
@@ -55,55 +55,143 @@ def cache_pool() -> str:
     return CONF.fastclone.cache_pool or CONF.libvirt.images_rbd_pool
 
 
-# ---------------------------------------------------------------- Ceph
-def connect():
-    """(connected rados.Rados or None, verdict)."""
+# ---------------------------------------------------------------- probes
+def read_keyring():
+    """(where, {path: state}, key) of the Ceph user, as librados finds it.
+
+    Reads ceph.conf the way the connection does (``keyring``, ``key``,
+    ``keyfile`` after metavariable expansion); the key is '' when none of
+    them gives one.
+    """
     lv = CONF.libvirt
-    user = lv.rbd_user or 'admin'
-    start = time.monotonic()
     client = rbd_utils.rados.Rados(rados_id=lv.rbd_user,
                                    conffile=lv.images_rbd_ceph_conf or '')
     try:
-        client.connect(timeout=lv.rbd_connect_timeout)
-    except Exception as e:
+        key = client.conf_get('key') or ''
+        keyfile = client.conf_get('keyfile') or ''
+        where = client.conf_get('keyring') or ''
+    finally:
         client.shutdown()
-        return None, doctor.check_connect(user, lv.images_rbd_ceph_conf,
-                                          _err(e), 0.0,
-                                          lv.rbd_connect_timeout)
-    return client, doctor.check_connect(user, lv.images_rbd_ceph_conf, None,
-                                        time.monotonic() - start,
-                                        lv.rbd_connect_timeout)
+    if key:
+        return 'key option', {'key option in ceph.conf': 'ok'}, key
+    found = {}
+    entity = 'client.%s' % facts_mod.ceph_user()
+    if keyfile:
+        state, key = _keyfile(keyfile)
+        found[keyfile] = state
+        if key:
+            return keyfile, found, key
+    for path in (p.strip() for p in where.split(',') if p.strip()):
+        state, got = _keyring_file(path, entity)
+        found[path] = state
+        if got:
+            return where, found, got
+    return where, found, ''
 
 
-def ceph_checks(client) -> list:
-    user = CONF.libvirt.rbd_user or 'admin'
-    wanted = pools_wanted()
-    existing = set(client.list_pools())
-    found = [doctor.check_pools(wanted, existing)]
-    all_pools = sorted(wanted)
+def _read_text(path: str):
+    """(text, '') or ('', why not)."""
+    try:
+        with open(path) as f:
+            return f.read(), ''
+    except FileNotFoundError:
+        return '', 'missing'
+    except UnicodeDecodeError:
+        return '', 'not a text keyring'
+    except OSError as e:
+        return '', '%s: %s' % (type(e).__name__, e.strerror or e)
+
+
+def _keyfile(path: str):
+    text, why = _read_text(path)
+    return (why, '') if why else ('ok', text.strip())
+
+
+def _keyring_file(path: str, entity: str):
+    """(state, key) of entity's key in a keyring file."""
+    text, why = _read_text(path)
+    if why:
+        return why, ''
+    section = None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith('[') and line.endswith(']'):
+            section = line[1:-1].strip()
+        elif section == entity and line.split('=', 1)[0].strip() == 'key':
+            return 'ok', line.split('=', 1)[1].strip()
+    return 'no [%s] key in it' % entity, ''
+
+
+def keyring(facts):
+    from fastclone_backend.manage import probes
+    path = CONF.libvirt.images_rbd_ceph_conf
+    if path and probes.file_state(path) != 'ok' or \
+            not path and not probes.default_ceph_conf():
+        raise facts_mod.Unavailable('ceph.conf')
+    where, found, _key = facts.keyring()
+    return doctor.check_keyring(facts_mod.ceph_user(), where,
+                                {p: 'ok' if s == 'ok' else s
+                                 for p, s in found.items()})
+
+
+def reachable(facts):
+    seconds, error = facts.connect()
+    lv = CONF.libvirt
+    return doctor.check_connect(facts_mod.ceph_user(),
+                                lv.images_rbd_ceph_conf, error, seconds,
+                                lv.rbd_connect_timeout)
+
+
+def pools(facts):
+    return doctor.check_pools(pools_wanted(), facts.pools())
+
+
+def osd_caps(facts):
+    client, existing = facts.client(), facts.pools()
+    results = []
     for pool in CONF.fastclone.clone_allowed_pools:
         if pool in existing:
-            found.append(doctor.check_pool_access(
-                user, pool, 'Glance', 'read', _read(client, pool),
-                all_pools))
+            results.append((pool, 'Glance', 'read', _read(client, pool)))
     writable = {CONF.libvirt.images_rbd_pool: 'instances'}
-    writable.setdefault(cache_pool(), 'cache')
     if cache_pool() == CONF.libvirt.images_rbd_pool:
         writable[cache_pool()] = 'instances+cache'
+    else:
+        writable[cache_pool()] = 'cache'
     for pool, role in writable.items():
         if pool in existing:
-            found.append(doctor.check_pool_access(
-                user, pool, role, 'write', _write(client, pool), all_pools))
-    found.append(doctor.check_mgr(user, _mgr_error(client, 'rbd task list'),
-                                  all_pools))
-    found.append(_clone_format(client))
+            results.append((pool, role, 'write', _write(client, pool)))
+    return doctor.check_osd_caps(facts_mod.ceph_user(), results,
+                                 sorted(pools_wanted()))
+
+
+def blocklist(facts):
+    return doctor.check_blocklist_cap(facts_mod.ceph_user(),
+                                      _blocklist_error(facts.client()),
+                                      sorted(pools_wanted()))
+
+
+def mgr_caps(facts):
+    return doctor.check_mgr(facts_mod.ceph_user(),
+                            _mgr_error(facts.client(), 'rbd task list'),
+                            sorted(pools_wanted()))
+
+
+def clone_format(facts):
+    return _clone_format(facts.client())
+
+
+def trash_schedule(facts):
+    client, existing = facts.client(), facts.pools()
     schedules = _schedules(client)
-    found.append(doctor.check_trash_schedule(
+    return doctor.check_trash_schedule(
         {p: schedules.get(p, []) for p in
          dict.fromkeys(list(CONF.fastclone.clone_allowed_pools) +
-                       [cache_pool()]) if p in existing}))
-    found.append(doctor.check_leases(leases(client, existing), time.time()))
-    return found
+                       [cache_pool()]) if p in existing})
+
+
+def lease_check(facts):
+    return doctor.check_leases(leases(facts.client(), facts.pools()),
+                               time.time())
 
 
 def _read(client, pool):
@@ -123,6 +211,21 @@ def _write(client, pool):
     except Exception as e:
         return _err(e)
     return None
+
+
+def _blocklist_error(client):
+    """Why 'osd blocklist add' is refused to us (None: it is allowed).
+
+    The monitor checks caps before it runs a command: only running one
+    tells; this one blocklists nobody's address for a second.
+    """
+    cmd = json.dumps({'prefix': 'osd blocklist', 'blocklistop': 'add',
+                      'addr': BLOCKLIST_PROBE, 'expire': 1.0})
+    try:
+        ret, _out, err = client.mon_command(cmd, b'', timeout=CMD_TIMEOUT)
+    except Exception as e:
+        return _err(e)
+    return '%s (%d)' % (err or 'refused', ret) if ret else None
 
 
 def _mgr(client, prefix, **args):
@@ -164,7 +267,7 @@ def schedules_by_pool(levels: dict) -> dict:
 def _clone_format(client):
     cmd = json.dumps({'prefix': 'osd get-require-min-compat-client',
                       'format': 'json'})
-    ret, out, err = client.mon_command(cmd, b'')
+    ret, out, err = client.mon_command(cmd, b'', timeout=CMD_TIMEOUT)
     min_compat = out.decode().strip().strip('"') if not ret else '?'
     setting = client.conf_get('rbd_default_clone_format')
     return doctor.check_clone_format(
@@ -218,9 +321,9 @@ def leases(client, existing) -> list:
         return []
     with client.open_ioctx(pool) as ioctx:
         names = rbd_utils.rbd.RBD().list(ioctx)
-    objects = [(cache.LIFECYCLE_OBJECT, 'lifecycle')]
-    objects += [(cache.lock_object(i), cache.LOCK_NAME) for i in sorted(
-        {cache.image_id_of(n) for n in names if cache.is_cache_name(n)})]
+    objects = [(naming.LIFECYCLE_OBJECT, 'lifecycle')]
+    objects += [(naming.lock_object(i), naming.LOCK_NAME) for i in sorted(
+        {naming.image_id_of(n) for n in names if naming.is_cache_name(n)})]
     found = []
     with client.open_ioctx(pool) as ioctx:
         for obj, lock in objects:
@@ -234,6 +337,3 @@ def leases(client, existing) -> list:
                     'dead': _dead(cookie) or _unanswering(ioctx, obj,
                                                           cookie)})
     return found
-
-
-# ---------------------------------------------------------------- host

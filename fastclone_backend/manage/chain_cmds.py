@@ -17,7 +17,7 @@ from cliff import show
 
 from nova.storage import rbd_utils
 
-from fastclone_backend import flatten
+from fastclone_backend.lifecycle import flatten
 from fastclone_backend.manage import util
 
 TARGET_HELP = ('pool/image, an instance uuid (its <uuid>_disk) or a Glance '

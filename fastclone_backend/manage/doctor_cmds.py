@@ -12,16 +12,18 @@
 
 """``doctor`` and ``explain``."""
 
+import logging
+
 from cliff import lister
 from cliff import show
 
-from fastclone_backend import doctor
-from fastclone_backend import glancerecord
-from fastclone_backend import imagepath
-from fastclone_backend import location
+from fastclone_backend.manage import doctor
 from fastclone_backend.manage import glanceprobe
 from fastclone_backend.manage import probes
 from fastclone_backend.manage import util
+from fastclone_backend.spawn import glancerecord
+from fastclone_backend.spawn import imagepath
+from fastclone_backend.spawn import location
 
 
 class Doctor(lister.Lister):
@@ -40,6 +42,9 @@ class Doctor(lister.Lister):
 
     def take_action(self, parsed_args):
         ctx = self.app.context
+        # what a probe raised is its row; Nova's own logging of the same
+        # error (with its traceback) would only bury the table
+        logging.getLogger('nova').setLevel(logging.CRITICAL)
         if parsed_args.image:
             verdicts = glanceprobe.image_checks(ctx, parsed_args.image)
         else:
@@ -64,7 +69,7 @@ class Explain(show.ShowOne):
     def take_action(self, parsed_args):
         ctx = self.app.context
         meta = glancerecord.show(ctx, parsed_args.image)
-        disk = imagepath.probe_disk()
+        disk = imagepath.probe()
         path = imagepath.find(ctx, meta, disk)
         refusals = '\n'.join('%s: %s: %s' % (location.short(u), c, w)
                              for u, c, w in path.refusals)

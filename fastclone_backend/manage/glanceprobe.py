@@ -14,11 +14,11 @@
 
 import nova.conf
 
-from fastclone_backend import doctor
-from fastclone_backend import glancerecord
-from fastclone_backend import imagepath
-from fastclone_backend import location
-from fastclone_backend.manage import cephprobe
+from fastclone_backend.manage import doctor
+from fastclone_backend.manage import facts as facts_mod
+from fastclone_backend.spawn import glancerecord
+from fastclone_backend.spawn import imagepath
+from fastclone_backend.spawn import location
 
 CONF = nova.conf.CONF
 
@@ -34,44 +34,88 @@ def active_images(context) -> list:
     return [i for i in images if i.get('status') == 'active']
 
 
-def glance_checks(context, client_ok: bool) -> list:
-    try:
-        listed = active_images(context)
-    except Exception as e:
-        return [doctor.check_glance(glance_endpoint(), cephprobe._err(e), 0)]
-    found = [doctor.check_glance(glance_endpoint(), None, len(listed))]
-    if not client_ok:
-        return found
-    records = []
+def records(context, listed) -> list:
+    """The full record of each listed image (but those deleted since)."""
+    found = []
     for image in listed:
         try:
-            records.append(glancerecord.show(context, image['id']))
+            found.append(glancerecord.show(context, image['id']))
         except Exception:
             continue   # deleted meanwhile
-    found.append(_locations(context, records))
-    found.append(scan(context, records))
     return found
 
 
-def _locations(context, records):
-    raw = [r for r in records if r.get('disk_format') == 'raw']
+# ---------------------------------------------------------------- probes
+def reachable(facts):
+    error = facts.images_error()
+    if error is not None:
+        return doctor.check_glance(glance_endpoint(), facts_mod.err(error), 0)
+    return doctor.check_glance(glance_endpoint(), None, len(facts.images()))
+
+
+def service_user(facts):
+    """List one image with the context the lifecycle pass uses."""
+    su = CONF.service_user
+    configured = bool(su.auth_type)
+    who = ('[service_user] (auth_type %s)' % su.auth_type
+           if configured else 'a context without a token (no '
+           '[service_user])')
+    error = None
+    try:
+        from fastclone_backend.lifecycle import glancestate
+        context = glancestate.service_context(None)
+        if context.user_id and configured:
+            who = '[service_user] user %s' % context.user_id
+        from nova.virt.libvirt import imagebackend
+        imagebackend.IMAGE_API.get_all(context, limit=1)
+    except Exception as e:
+        error = facts_mod.err(e)
+    return doctor.check_service_user(configured, su.send_service_user_token,
+                                     who, error)
+
+
+def _stores(context) -> list:
+    """Glance's stores with details, or their ids alone if refused."""
+    from nova.image import glance as nova_glance
+    endpoint = next(iter(nova_glance.get_api_servers(context)))
+    client = nova_glance._glanceclient_from_endpoint(context, endpoint, 2)
+    try:
+        return list(client.images.get_stores_info_detail()['stores'])
+    except Exception:
+        return [{'id': s['id']} for s in
+                client.images.get_stores_info()['stores']]
+
+
+def stores(facts):
+    facts.images()   # Glance answers at all
+    try:
+        fsid = facts.client().get_fsid()
+    except facts_mod.Unavailable:
+        fsid = ''
+    return doctor.check_glance_stores(
+        _stores(facts.context), list(CONF.fastclone.clone_allowed_pools),
+        fsid, CONF.libvirt.images_rbd_glance_store_name or '')
+
+
+def locations(facts):
+    facts.client()
+    raw = [r for r in facts.records() if r.get('disk_format') == 'raw']
     rbd_sample = next((r['id'] for r in raw if any(
         u.startswith(location.SCHEME)
         for u in location.candidate_urls(r))), None)
     any_shown = any(location.candidate_urls(r) for r in raw)
     api_sample = None
     if not rbd_sample and raw and CONF.fastclone.use_location_api:
-        disk = imagepath.probe_disk()
-        if disk._location_api_urls(context, raw[0]['id']):
+        disk = imagepath.probe()
+        if disk.location_api_urls(facts.context, raw[0]['id']):
             api_sample = raw[0]['id']
     return doctor.check_locations(len(raw), rbd_sample, any_shown,
                                   api_sample,
                                   CONF.fastclone.use_location_api)
 
 
-def scan(context, records):
-    disk = imagepath.probe_disk()
-    paths = [imagepath.find(context, r, disk) for r in records]
+def images(facts):
+    paths = facts.paths()
     refusals = [(p.image_id, cat, why) for p in paths
                 for _url, cat, why in p.refusals]
     return doctor.check_images(paths, refusals)

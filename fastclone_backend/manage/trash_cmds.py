@@ -18,12 +18,12 @@ from cliff import lister
 
 import nova.conf
 
-from fastclone_backend import basestore
-from fastclone_backend import glancestate
-from fastclone_backend import lifecycle
+from fastclone_backend.cache import basestore
+from fastclone_backend.lifecycle import glancestate
+from fastclone_backend.lifecycle import policy
+from fastclone_backend.lifecycle import runner
+from fastclone_backend.lifecycle import trash
 from fastclone_backend.manage import util
-from fastclone_backend import policy
-from fastclone_backend import trash
 
 CONF = nova.conf.CONF
 
@@ -40,7 +40,7 @@ def decisions(ctx, drv):
     glance = glancestate.states(glancestate.service_context(ctx),
                                 {e.name for e in entries})
     plan = policy.plan_trash(entries, glance, time.time(),
-                             lifecycle.rules(), policy.Plan())
+                             runner.rules(), policy.Plan())
     purge = {e.id: why for e, why in plan.purge}
     found = []
     for entry in entries:

@@ -18,15 +18,15 @@ import time
 import nova.conf
 from nova.storage import rbd_utils
 
-from fastclone_backend import basestore
-from fastclone_backend import cache
+from fastclone_backend.cache import basestore
+from fastclone_backend.cache import naming
 
 CONF = nova.conf.CONF
 
 
 def driver():
     from fastclone_backend import cluster
-    return cluster.SharedRBDDriver()
+    return cluster.rbd_driver()
 
 
 def iso(ts: float) -> str:
@@ -47,7 +47,7 @@ def created(drv, pool: str, name: str) -> float:
 
 
 def state(base) -> str:
-    """ready, partial, retired or populating, for a policy.Base."""
+    """ready, partial, retired or populating, for a naming.Base."""
     if base.kind == 'base':
         return 'ready' if base.has_snap else 'partial'
     if base.kind == 'tmp':
@@ -57,12 +57,12 @@ def state(base) -> str:
 
 def base_state(drv, image_meta) -> str:
     store = basestore.BaseStore(drv)
-    name = cache.base_name(image_meta['id'])
-    found = store.metadata(name, cache.SNAP)
+    name = naming.base_name(image_meta['id'])
+    found = store.metadata(name, naming.SNAP)
     if found is None:
         return '%s/%s: missing (populated at the first spawn)' % (
             store.pool, name)
-    stale = cache.stale_reason(found[1], image_meta)
+    stale = naming.stale_reason(found[1], image_meta)
     return '%s/%s: %s' % (store.pool, name,
                           'stale: %s' % stale if stale else 'ready')
 
@@ -73,7 +73,7 @@ def resolve_spec(drv, target: str) -> str:
         return target
     pool = CONF.libvirt.images_rbd_pool
     candidates = [(pool, '%s_disk' % target),
-                  (basestore.BaseStore(drv).pool, cache.base_name(target))]
+                  (basestore.BaseStore(drv).pool, naming.base_name(target))]
     candidates += [(p, target) for p in CONF.fastclone.clone_allowed_pools]
     candidates.append((pool, target))
     for cpool, name in candidates:

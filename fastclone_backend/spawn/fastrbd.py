@@ -16,7 +16,7 @@ Everything but ``clone`` is Nova's own ``Rbd`` (disk naming, libvirt XML,
 snapshots, cleanup), so a ``FastRbd`` host and a stock ``rbd`` host see the
 same disks.  ``clone`` goes through :meth:`FastRbd.direct_fetch`, which
 clones only from Glance locations the policy in
-:mod:`fastclone_backend.location` trusts, on the process's shared cluster
+:mod:`fastclone_backend.spawn.location` trusts, on the process's shared cluster
 connection (:mod:`fastclone_backend.cluster`).
 """
 
@@ -32,19 +32,19 @@ from nova import exception
 from nova.storage import rbd_utils
 from nova.virt.libvirt import imagebackend
 
-from fastclone_backend import basestore
-from fastclone_backend import cache
+from fastclone_backend.cache import basestore
+from fastclone_backend.cache import degrade
+from fastclone_backend.cache import fetch
+from fastclone_backend.cache import naming
+from fastclone_backend.cache import populate
+from fastclone_backend.cache import statsstore
 from fastclone_backend import cluster
 from fastclone_backend import conf as fc_conf
-from fastclone_backend import degrade
 from fastclone_backend import exception as fc_exception
-from fastclone_backend import fetch
-from fastclone_backend import glancerecord
-from fastclone_backend import inspect
-from fastclone_backend import location
-from fastclone_backend import populate
-from fastclone_backend import snapfacts
-from fastclone_backend import statsstore
+from fastclone_backend.spawn import glancerecord
+from fastclone_backend.spawn import location
+from fastclone_backend.spawn import snapfacts
+from fastclone_backend.spawn import sources
 
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
@@ -102,7 +102,8 @@ class FastRbd(imagebackend.Rbd):
         super().__init__(instance=instance, disk_name=disk_name, path=path,
                          disk_info_mapping=disk_info_mapping)
         fc_conf.register_opts(CONF)
-        self.driver = cluster.SharedRBDDriver()
+        self.driver = cluster.rbd_driver()
+        self.sources = sources.Sources(self.driver)
         self.instance = instance
         # set by direct_fetch: the size of the clone it made, so Nova's
         # exists()/get_disk_size() calls right after need no round trip
@@ -206,13 +207,13 @@ class FastRbd(imagebackend.Rbd):
         :raises: ImageUnacceptable for a refused image, _NotClonable when
             no location can be cloned and the cache is off.
         """
-        with cache.timed('glance'):
+        with naming.timed('glance'):
             image_meta = glancerecord.show(context, image_href)
         image_id = image_meta.get('id') or image_href
         try:
-            source, reasons = self._find_source(context, image_meta, limit)
+            source, reasons = self.sources.find(context, image_meta, limit)
         except fc_exception.ImageRejected as e:
-            cache.STATS['refusals'] += 1
+            naming.STATS['refusals'] += 1
             raise exception.ImageUnacceptable(image_id=image_id,
                                               reason=e.reason)
         if source is None:
@@ -222,9 +223,9 @@ class FastRbd(imagebackend.Rbd):
                                   copy_to_store=False)
             if not CONF.fastclone.cache_enabled:
                 raise _NotClonable(image_id, '[fastclone] cache_enabled = '
-                                   'False, and ' + self._refusal(reasons))
+                                   'False, and ' + sources.refusal(reasons))
             LOG.debug('image %(image)s: not clonable in place: %(why)s',
-                      {'image': image_id, 'why': self._refusal(reasons)})
+                      {'image': image_id, 'why': sources.refusal(reasons)})
             return self._clone_from_cache(context, image_meta, target, limit)
         loc, facts = source
         try:
@@ -239,18 +240,6 @@ class FastRbd(imagebackend.Rbd):
             return self._make(context, image_href, target, limit,
                               copy_to_store, retry=False)
         self._made_size = self._grow(target, facts.size)
-
-    def _find_source(self, context, image_meta, limit: int):
-        """((location, Facts) or None, {url: why refused})."""
-        source, reasons = self._select_source(
-            image_meta, location.candidate_urls(image_meta), limit)
-        if (source is None and CONF.fastclone.use_location_api and
-                image_meta.get('disk_format') == 'raw'):
-            asked = self._location_api_urls(context, image_meta['id'])
-            extra = [u for u in asked if u not in reasons]
-            source, more = self._select_source(image_meta, extra, limit)
-            reasons.update(more)
-        return source, reasons
 
     def _clone_from_cache(self, context, image_meta, target: int,
                           limit: int) -> None:
@@ -281,12 +270,12 @@ class FastRbd(imagebackend.Rbd):
                 context, image_meta, limit)
         except (fc_exception.ImageRejected, fc_exception.CacheError) as e:
             if isinstance(e, fc_exception.ImageRejected):
-                cache.STATS['refusals'] += 1
+                naming.STATS['refusals'] += 1
             raise exception.ImageUnacceptable(image_id=image_id,
-                                              reason=str(e))
+                                              reason=e.without_image())
         except fc_exception.CacheUnavailable as e:
             self._degrade(e, image_meta)
-        cache.STATS['hits' if hit else 'misses'] += 1
+        naming.STATS['hits' if hit else 'misses'] += 1
         if not hit:
             statsstore.flush_quietly(self.driver)   # once per population
         LOG.debug('image %(image)s: cache %(what)s for %(disk)s',
@@ -307,14 +296,14 @@ class FastRbd(imagebackend.Rbd):
             base_free=fetch.free_bytes(_existing(nova_base_dir())),
             same_pool=pool == self.driver.pool)
         fallback = degrade.fall_back(error.kind, room)
-        cache.STATS[degrade.outcome(error.kind, fallback)] += 1
+        naming.STATS[degrade.outcome(error.kind, fallback)] += 1
         statsstore.flush_quietly(self.driver)   # for cache stats, doctor
         if fallback:
-            cache.STATS['fallbacks'] += 1
+            naming.STATS['fallbacks'] += 1
             LOG.warning('%(err)s. This spawn takes Nova\'s own download '
                         'path instead (a full download, conversion and copy '
                         'of the image on this host)', {'err': error})
-            raise _NotClonable(image_id, str(error))
+            raise _NotClonable(image_id, error.without_image())
         LOG.warning('%(err)s. Nova\'s own download path would fail too '
                     '(%(need)d MiB needed in %(base)s, %(free)d MiB free): '
                     'this spawn fails', {'err': error,
@@ -323,111 +312,18 @@ class FastRbd(imagebackend.Rbd):
                                          'free': room.base_free >> 20})
         raise error
 
-    def _policy(self) -> location.Policy:
-        return location.Policy(
-            local_fsid=self.driver.get_fsid(),
-            allowed_pools=tuple(CONF.fastclone.clone_allowed_pools),
-            require_image_id_match=CONF.fastclone.clone_require_image_id_match)
-
-    def _select_source(self, image_meta, urls, limit: int = 0):
-        """((location, Facts) or None, {url: reason refused}).
-
-        :raises: ImageRejected when the snapshot to clone holds something
-            else than the declared format, or is larger than limit.
-        """
-        reasons = {}
-        if not urls:
-            return None, reasons
-        policy = self._policy()
-        image_id = image_meta.get('id')
-        for url in urls:
-            try:
-                loc = location.check(url, image_id,
-                                     image_meta.get('disk_format'), policy)
-                facts = self._snapshot_facts(loc)
-            except fc_exception.LocationRejected as e:
-                LOG.debug('image %(image)s: location refused: %(why)s',
-                          {'image': image_id, 'why': e})
-                reasons[url] = e.reason
-                continue
-            self._check_image(image_meta, loc, facts, limit)
-            LOG.debug('image %(image)s: cloning from %(spec)s',
-                      {'image': image_id, 'spec': loc.spec})
-            return (loc, facts), reasons
-        return None, reasons
-
-    @staticmethod
-    def _check_image(image_meta, loc, facts, limit: int) -> None:
-        """Refuse the image if the snapshot is not what Glance says."""
-        image_id = image_meta.get('id')
-        inspect.check_clone_content(image_id, loc.spec,
-                                    image_meta.get('disk_format'),
-                                    facts.detected, facts.detail)
-        if limit and facts.size > limit:
-            raise fc_exception.ImageRejected(
-                image=image_id, reason="virtual size %d bytes exceeds the "
-                "flavor's root disk of %d bytes" % (facts.size, limit))
-
-    def _snapshot_facts(self, loc: location.RbdLocation) -> snapfacts.Facts:
-        """The snapshot's facts, once it is known to be clonable.
-
-        It must exist, and be protected where the cluster makes clone v1.
-        """
-        def refuse(reason):
-            return fc_exception.LocationRejected(url=location.short(loc.url),
-                                                 reason=reason)
-        pool = CONF.fastclone.cache_pool or self.driver.pool
-        try:
-            with cache.timed('snapshot facts'):
-                facts = snapfacts.SnapFacts(self.driver, pool).get(loc)
-            if (not facts.protected and
-                    self.driver.handle.clone_format() == 1):
-                raise refuse('snapshot %s is not protected and this cluster '
-                             'makes clone v1 (require_min_compat_client is '
-                             'below mimic)' % loc.spec)
-        except rbd_utils.rbd.ImageNotFound:
-            raise refuse('snapshot %s does not exist' % loc.spec)
-        except (rbd_utils.rbd.Error, rbd_utils.rados.Error) as e:
-            if cluster.timed_out(e):
-                raise   # the cluster, not the location
-            raise refuse('cannot open %s: %s' % (loc.spec, e))
-        return facts
-
-    def _location_api_urls(self, context, image_id) -> list:
-        """URLs from Glance's v2.17 location API, [] when it is refused."""
-        try:
-            session, image_id = (imagebackend.IMAGE_API.
-                                 _get_session_and_image_id(context, image_id))
-            locations = session._client.call(
-                context, 2, 'get_image_locations', args=(image_id,))
-            return [loc['url'] for loc in locations if loc.get('url')]
-        except Exception as e:  # the API is optional; any failure skips it
-            LOG.debug('image %(image)s: Glance location API not used: '
-                      '%(err)s', {'image': image_id, 'err': e})
-            return []
-
-    @staticmethod
-    def _refusal(reasons: dict) -> str:
-        if not reasons:
-            return ('Glance shows no location for it (set '
-                    'show_image_direct_url in glance-api.conf or give Nova '
-                    'the location API)')
-        return 'no location can be cloned: ' + '; '.join(
-            '%s: %s' % (location.short(url), why)
-            for url, why in reasons.items())
-
     def _clone_from(self, loc: location.RbdLocation, image_id) -> None:
         start = time.monotonic()
         doing = 'cloning %s to %s/%s' % (loc.spec, self.driver.pool,
                                          self.rbd_name)
         try:
-            with cache.timed('clone'), cluster.answering(
+            with naming.timed('clone'), cluster.answering(
                     image_id, doing, self.driver.op_timeout):
                 self.driver.clone({'url': loc.url}, self.rbd_name)
         except fc_exception.CephTimeout:
             with excutils.save_and_reraise_exception():
                 self._remove_partial()
-        cache.STATS['clones'] += 1
+        naming.STATS['clones'] += 1
         LOG.debug('image %(image)s: cloned %(src)s to %(pool)s/%(dst)s in '
                   '%(ms).1f ms', {'image': image_id, 'src': loc.spec,
                                   'pool': self.driver.pool,
@@ -452,7 +348,7 @@ class FastRbd(imagebackend.Rbd):
         if not size or size <= current:
             return current
         try:
-            with cache.timed('resize'):
+            with naming.timed('resize'):
                 self.driver.resize(self.rbd_name, size)
             return size
         except Exception:

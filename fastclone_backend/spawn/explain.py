@@ -12,7 +12,7 @@
 
 """The path one image's root disks take, and why.  Pure, no I/O.
 
-The spawn path itself (``FastRbd._find_source``) says which location it
+The spawn path itself (``sources.Sources.find``) says which location it
 would clone, why each other one was refused, or why the image is refused;
 :func:`decide` turns that into a :class:`Path` an operator reads:
 
@@ -27,7 +27,7 @@ would clone, why each other one was refused, or why the image is refused;
 import dataclasses
 
 from fastclone_backend import exception
-from fastclone_backend import location
+from fastclone_backend.spawn import location
 
 
 @dataclasses.dataclass(frozen=True)

@@ -33,14 +33,14 @@ from oslo_log import log as logging
 import nova.conf
 from nova import exception
 
-from fastclone_backend import cache
+from fastclone_backend.cache import naming
+from fastclone_backend.cache import populate
+from fastclone_backend.cache import statsstore
 from fastclone_backend import cluster
 from fastclone_backend import conf as fc_conf
 from fastclone_backend import exception as fc_exception
-from fastclone_backend import glancerecord
-from fastclone_backend import imagepath
-from fastclone_backend import populate
-from fastclone_backend import statsstore
+from fastclone_backend.spawn import glancerecord
+from fastclone_backend.spawn import imagepath
 
 LOG = logging.getLogger(__name__)
 
@@ -64,13 +64,14 @@ def warm(context, image_id: str):
         LOG.info('precache of image %(image)s: nothing to do, it %(why)s',
                  {'image': image_id, 'why': path.why})
         return False
-    driver = cluster.SharedRBDDriver()
+    driver = cluster.rbd_driver()
     try:
         _url, size, hit = populate.Populator(driver).ensure(
             context, image_meta, 0)
     except (fc_exception.ImageRejected, fc_exception.CacheError) as e:
-        raise exception.ImageUnacceptable(image_id=image_id, reason=str(e))
-    cache.STATS['precaches'] += 1
+        raise exception.ImageUnacceptable(image_id=image_id,
+                                          reason=e.without_image())
+    naming.STATS['precaches'] += 1
     statsstore.flush_quietly(driver)
     LOG.info('precache of image %(image)s: cached base %(spec)s %(what)s '
              '(%(size)d bytes)', {'image': image_id, 'spec': path.source,

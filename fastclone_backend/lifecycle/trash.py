@@ -14,7 +14,7 @@
 
 glance_store moves a deleted image that still has clones to the trash of
 its pool; nothing purges it once its last clone is gone.  The lifecycle
-pass decides (:func:`fastclone_backend.policy.plan_trash`) and calls
+pass decides (:func:`fastclone_backend.lifecycle.policy.plan_trash`) and calls
 :func:`purge`, which re-checks the children itself.
 """
 
@@ -22,18 +22,23 @@ import calendar
 
 from oslo_log import log as logging
 
+import nova.conf
 from nova.storage import rbd_utils
-from nova import utils
 
-from fastclone_backend import advice
-from fastclone_backend import basestore
-from fastclone_backend import policy
+from fastclone_backend.cache import basestore
+from fastclone_backend.cache import naming
+from fastclone_backend import cluster
+from fastclone_backend import exception as fc_exception
+from fastclone_backend.lifecycle import advice
+from fastclone_backend.lifecycle import policy
+from fastclone_backend import novacompat
 
+CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
 
 
 def _open(ioctx, image_id, read_only=True):
-    return utils.tpool_wrap(rbd_utils.rbd.Image(
+    return novacompat.tpool_wrap(rbd_utils.rbd.Image(
         ioctx, image_id=image_id, read_only=read_only))
 
 
@@ -41,29 +46,38 @@ def _timestamp(value) -> float:
     return calendar.timegm(value.utctimetuple()) if value else 0.0
 
 
-def entries(driver, pool: str) -> list:
-    """A policy.TrashEntry for each image in the pool's trash."""
+def entries(driver, pool: str, ledger=(), cloned=()) -> list:
+    """A policy.TrashEntry for each image in the pool's trash.
+
+    :param ledger: the names in our ledger (naming.owned).
+    :param cloned: (pool, image) of the Glance locations we cloned from.
+    """
     found = []
     with rbd_utils.RADOSClient(driver, pool) as client:
         for item in rbd_utils.RbdProxy().trash_list(client.ioctx):
-            children = _children(client.ioctx, item['id'])
-            if children is None:
+            seen = _read(client.ioctx, item['id'])
+            if seen is None:
                 continue  # purged meanwhile
+            children, meta = seen
             found.append(policy.TrashEntry(
                 pool=pool, id=item['id'], name=item['name'],
                 deferred_until=_timestamp(item.get('deferment_end_time')),
-                children=children))
+                children=children,
+                owned=naming.owned(item['name'], meta, item['id'], ledger),
+                cloned=(pool, item['name']) in cloned))
     return found
 
 
-def _children(ioctx, image_id):
+def _read(ioctx, image_id):
+    """(clones, metadata) of a trash entry, None if it is gone."""
     try:
         img = _open(ioctx, image_id)
     except rbd_utils.rbd.ImageNotFound:
         return None
     try:
-        return tuple(basestore.spec(c) for s in list(img.list_snaps())
-                     for c in basestore.children_of(img, s))
+        children = tuple(basestore.spec(c) for s in list(img.list_snaps())
+                         for c in basestore.children_of(img, s))
+        return children, dict(img.metadata_list())
     finally:
         img.close()
 
@@ -83,13 +97,23 @@ def _purge(ioctx, image_id: str) -> bool:
 def purge(driver, entry: policy.TrashEntry) -> bool:
     """Remove a trash entry and its snapshots unless it has clones.
 
-    False when it stays: clones, a client still has it open, or the Ceph
-    user may not write there (advised once).
+    False when it stays: clones, a client still has it open, the Ceph
+    user may not write there (advised once), or Ceph did not answer within
+    ``[fastclone] remove_timeout`` (a full pool).
     """
+    bounded = cluster.bounded_driver(driver, CONF.fastclone.remove_timeout)
     try:
-        with rbd_utils.RADOSClient(driver, entry.pool) as client:
+        with cluster.answering(entry.name, 'purging %s/%s (%s) from the '
+                               'trash' % (entry.pool, entry.name, entry.id),
+                               CONF.fastclone.remove_timeout,
+                               '[fastclone] remove_timeout'), \
+                rbd_utils.RADOSClient(bounded, entry.pool) as client:
             if not _purge(client.ioctx, entry.id):
                 return False
+    except fc_exception.CephTimeout as e:
+        LOG.warning('lifecycle pass: %(err)s; kept until a later pass',
+                    {'err': e})
+        return False
     except rbd_utils.rbd.ImageNotFound:
         return True
     except rbd_utils.rbd.PermissionError as e:

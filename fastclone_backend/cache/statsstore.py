@@ -12,7 +12,7 @@
 
 """This process's counters, kept in RADOS so they add up cluster-wide.
 
-``cache.STATS`` (counts) and ``cache.SECONDS`` (seconds per step) belong to
+``naming.STATS`` (counts) and ``naming.SECONDS`` (seconds per step) belong to
 one process.  :func:`flush` writes them, whole, under one key per process
 (``<host>:<pid>``) of the omap of ``fastclone-stats`` in the cache pool:
 from the periodic pass and after each population, never per clone.
@@ -29,8 +29,8 @@ from oslo_log import log as logging
 
 from nova.storage import rbd_utils
 
-from fastclone_backend import basestore
-from fastclone_backend import cache
+from fastclone_backend.cache import basestore
+from fastclone_backend.cache import naming
 
 LOG = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def aggregate(records: dict) -> dict:
 
 def flush(driver) -> None:
     """Write this process's counters (one omap key, one RADOS write)."""
-    value = json.dumps(record(cache.STATS, cache.SECONDS, time.time()))
+    value = json.dumps(record(naming.STATS, naming.SECONDS, time.time()))
     with basestore.BaseStore(driver).ioctx() as ioctx, \
             rbd_utils.rados.WriteOpCtx() as op:
         ioctx.set_omap(op, (key(),), (value.encode(),))
@@ -71,7 +71,7 @@ def flush(driver) -> None:
 
 def flush_quietly(driver) -> None:
     """:func:`flush`, never failing the caller (best effort)."""
-    if not cache.STATS and not cache.SECONDS:
+    if not naming.STATS and not naming.SECONDS:
         return
     try:
         flush(driver)

@@ -12,8 +12,8 @@
 
 """What the lifecycle pass does, decided as pure functions over plain data.
 
-The pass (:mod:`fastclone_backend.lifecycle`) surveys Ceph and Glance into
-the dataclasses below, asks these functions what to do, and does it.  The
+The pass (:mod:`fastclone_backend.lifecycle.runner`) surveys Ceph and Glance
+into the dataclasses below, asks these functions what to do, and does it.  The
 rules, in the order they apply:
 
 * a ``fastclone-tmp-*`` image whose population lock nobody holds was left
@@ -33,34 +33,29 @@ rules, in the order they apply:
   ``flatten_max_in_flight`` at a time.
 
 Nothing that has a clone is ever removed: the I/O layer checks again after
-hiding it, and Ceph itself refuses (see :mod:`fastclone_backend.basestore`).
+hiding it, and Ceph itself refuses (see
+:mod:`fastclone_backend.cache.basestore`).
+
+Nothing that is not provably ours is touched: a base, tmp or retired image
+only when its survey found it ours (``Base.owned``: our mark or our
+ledger), a trash entry only when it is ours the same way, or when it is
+what glance_store leaves of a deleted image we cloned from: an image we
+inspected as a Glance location (its key in the verdict omap, see
+:mod:`fastclone_backend.cache.verdicts`) whose name is a Glance image id
+(a UUID) that Glance reports deleted.  Glance answers 404 for any id it
+never had, so having cloned from it is part of the proof.
 """
 
 import dataclasses
 
-from fastclone_backend import cache
+from oslo_utils import uuidutils
+
+from fastclone_backend.cache import naming
 
 HOUR = 3600
 
 
-@dataclasses.dataclass(frozen=True)
-class Base:
-    """One of our images in the cache pool."""
-    name: str
-    size: int = 0
-    last_used: float = 0.0
-    children: tuple = ()     # specs of the clones of its snapshots
-    has_snap: bool = True    # its user snapshot exists
-    locked: bool = False     # its image's population lock is held
-    stored: dict = dataclasses.field(default_factory=dict)  # fingerprint
-
-    @property
-    def kind(self) -> str:
-        return cache.kind_of(self.name)
-
-    @property
-    def image_id(self) -> str:
-        return cache.image_id_of(self.name)
+Base = naming.Base   # the survey's record of one base (cache flow)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +66,9 @@ class TrashEntry:
     name: str
     deferred_until: float = 0.0
     children: tuple = ()     # specs of the clones of its snapshots
+    owned: bool = False      # one of our images (naming.owned)
+    # a Glance location we cloned from (its verdict is recorded)
+    cloned: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,6 +105,17 @@ class Plan:
 DELETED = None
 
 
+def glance_deleted(name: str, glance: dict) -> bool:
+    """Is name a Glance image id that Glance reports deleted?
+
+    Only a well-formed image id counts: Glance answers 404 for any name.
+    """
+    if not uuidutils.is_uuid_like(name) or name not in glance:
+        return False
+    meta = glance[name]
+    return meta is DELETED or meta.get('status') == 'deleted'
+
+
 def glance_verdict(base: Base, glance: dict):
     """Why a ready base must be retired because of Glance, or None."""
     if base.image_id not in glance:
@@ -116,7 +125,7 @@ def glance_verdict(base: Base, glance: dict):
         return 'image deleted in Glance'
     if meta.get('status') in ('deleted', 'pending_delete', 'killed'):
         return 'image is %s in Glance' % meta['status']
-    stale = cache.stale_reason(base.stored, meta)
+    stale = naming.stale_reason(base.stored, meta)
     return 'image data changed: %s' % stale if stale else None
 
 
@@ -159,6 +168,7 @@ def _unused_retirements(bases, now, rules) -> list:
 def plan_bases(bases, glance: dict, now: float, rules: Rules,
                plan: Plan) -> Plan:
     """Fill plan.retire and plan.remove for the cache pool's images."""
+    bases = [b for b in bases if b.owned]
     ready = [b for b in bases if b.kind == 'base']
     forced = _forced_retirements(ready, glance)
     retire = forced
@@ -189,9 +199,9 @@ def plan_trash(entries, glance: dict, now: float, rules: Rules,
     for entry in entries:
         if entry.children or now < entry.deferred_until:
             continue
-        if cache.is_cache_name(entry.name):
+        if entry.owned:
             plan.purge.append((entry, 'a cache image without clones'))
-        elif entry.name in glance and glance[entry.name] is DELETED:
+        elif entry.cloned and glance_deleted(entry.name, glance):
             plan.purge.append((entry, 'Glance image deleted, no clones '
                                       'left'))
     return plan

@@ -12,51 +12,49 @@
 
 """Ask the spawn path which way an image would go (thin I/O layer).
 
-The same code as a spawn (``FastRbd._find_source``: trust policy, location
+The same code as a spawn (``sources.Sources.find``: trust policy, location
 API, snapshot facts, content check) on a disk that is never made, then
-:func:`fastclone_backend.explain.decide`.
+:func:`fastclone_backend.spawn.explain.decide`.
 """
 
 import nova.conf
 
-from fastclone_backend import basestore
-from fastclone_backend import cache
+from fastclone_backend.cache import basestore
+from fastclone_backend.cache import naming
+from fastclone_backend import cluster
 from fastclone_backend import conf as fc_conf
 from fastclone_backend import exception as fc_exception
-from fastclone_backend import explain
-from fastclone_backend import location
+from fastclone_backend.spawn import explain
+from fastclone_backend.spawn import location
+from fastclone_backend.spawn import sources
 
 CONF = nova.conf.CONF
 
-PROBE_DISK = 'fastclone-explain-probe'
 
-
-def probe_disk():
-    """A FastRbd whose disk is never created: only its lookups are used."""
-    from fastclone_backend import imagebackend
+def probe() -> sources.Sources:
+    """The spawn's source lookups on this process's cluster connection."""
     fc_conf.register_opts(CONF)
-    return imagebackend.FastRbd(path='%s/%s' % (CONF.libvirt.images_rbd_pool,
-                                                PROBE_DISK))
+    return sources.Sources(cluster.rbd_driver())
 
 
-def find(context, image_meta: dict, disk=None) -> explain.Path:
+def find(context, image_meta: dict, probed=None) -> explain.Path:
     """The explain.Path of image_meta (a Nova image dict with locations)."""
-    disk = disk or probe_disk()
+    probed = probed or probe()
     rejected = None
     source, reasons = None, {}
     try:
-        found, reasons = disk._find_source(context, image_meta, 0)
+        found, reasons = probed.find(context, image_meta, 0)
         if found is not None:
             source = found[0].spec
             reasons.update(_others(image_meta, found[0].url, reasons,
-                                   disk._policy()))
+                                   probed.policy()))
     except fc_exception.ImageRejected as e:
         rejected = e.reason
-    store = basestore.BaseStore(disk.driver)
-    base_spec = '%s/%s@%s' % (store.pool, cache.base_name(image_meta['id']),
-                              cache.SNAP)
+    store = basestore.BaseStore(probed.driver)
+    base_spec = '%s/%s@%s' % (store.pool, naming.base_name(image_meta['id']),
+                              naming.SNAP)
     return explain.decide(image_meta, source, reasons, rejected,
-                          CONF.fastclone.cache_enabled, disk._policy(),
+                          CONF.fastclone.cache_enabled, probed.policy(),
                           base_spec=base_spec)
 
 

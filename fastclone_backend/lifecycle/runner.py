@@ -18,7 +18,7 @@ manager_interval``), but does its work on one host per interval: it holds
 a RADOS lease on ``fastclone-lifecycle`` in the cache pool, where it also
 records when it last ran and which flatten tasks it queued.
 
-survey (Ceph, Glance) -> :mod:`fastclone_backend.policy` -> act.
+survey (Ceph, Glance) -> :mod:`fastclone_backend.lifecycle.policy` -> act.
 """
 
 import json
@@ -30,14 +30,16 @@ from oslo_log import log as logging
 import nova.conf
 from nova.storage import rbd_utils
 
-from fastclone_backend import basestore
-from fastclone_backend import cache
-from fastclone_backend import chains
-from fastclone_backend import flatten
-from fastclone_backend import glancestate
+from fastclone_backend.cache import basestore
+from fastclone_backend.cache import naming
+from fastclone_backend.cache import verdicts
+from fastclone_backend import exception as fc_exception
 from fastclone_backend import lease
-from fastclone_backend import policy
-from fastclone_backend import trash
+from fastclone_backend.lifecycle import chains
+from fastclone_backend.lifecycle import flatten
+from fastclone_backend.lifecycle import glancestate
+from fastclone_backend.lifecycle import policy
+from fastclone_backend.lifecycle import trash
 
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
@@ -68,21 +70,21 @@ class Records:
     def read(self, prefix: str = '') -> dict:
         with rbd_utils.rados.ReadOpCtx() as op:
             items, _ret = self.ioctx.get_omap_vals(op, '', prefix, -1)
-            self.ioctx.operate_read_op(op, cache.LIFECYCLE_OBJECT)
+            self.ioctx.operate_read_op(op, naming.LIFECYCLE_OBJECT)
             return {k: json.loads(v) for k, v in items}
 
     def write(self, values: dict) -> None:
         with rbd_utils.rados.WriteOpCtx() as op:
             self.ioctx.set_omap(op, tuple(values), tuple(
                 json.dumps(v).encode() for v in values.values()))
-            self.ioctx.operate_write_op(op, cache.LIFECYCLE_OBJECT)
+            self.ioctx.operate_write_op(op, naming.LIFECYCLE_OBJECT)
 
     def drop(self, keys) -> None:
         if not keys:
             return
         with rbd_utils.rados.WriteOpCtx() as op:
             self.ioctx.remove_omap_keys(op, tuple(keys))
-            self.ioctx.operate_write_op(op, cache.LIFECYCLE_OBJECT)
+            self.ioctx.operate_write_op(op, naming.LIFECYCLE_OBJECT)
 
 
 def periodic_pass(context, driver) -> None:
@@ -109,7 +111,7 @@ def run_pass(context, driver, force: bool = False) -> dict:
     """
     store = basestore.BaseStore(driver)
     with store.ioctx() as ioctx, lease.hold(
-            ioctx, cache.LIFECYCLE_OBJECT, CONF.fastclone.cache_lock_lease,
+            ioctx, naming.LIFECYCLE_OBJECT, CONF.fastclone.cache_lock_lease,
             rbd_utils.rados, name='lifecycle',
             desc='fastclone-backend lifecycle pass') as held:
         if held is None:
@@ -137,17 +139,25 @@ class Pass:
         self.store = store
         self.records = records
         self.rules = rules()
+        self.verdicts = None   # the verdict omap, once surveyed
+        self.verdict_keys = []
         self.report = {'ran': True, 'retired': [], 'removed': [],
-                       'purged': [], 'flatten': [], 'kept': []}
+                       'purged': [], 'flatten': [], 'kept': [],
+                       'verdicts_pruned': 0}
 
     def survey_and_plan(self, now: float):
         """(bases, trash entries, Glance states, Plan): nothing done."""
         bases = self.store.survey()
+        ledger = self.store.ledger()
+        self.verdicts = verdicts.Verdicts(self.driver, self.store.pool)
+        self.verdict_keys = self.verdicts.keys()
+        cloned = {verdicts.image_of(k) for k in self.verdict_keys}
         entries = [e for pool in self._trash_pools()
-                   for e in trash.entries(self.driver, pool)]
+                   for e in trash.entries(self.driver, pool, ledger, cloned)]
         glance = glancestate.states(
             glancestate.service_context(self.context),
-            {b.image_id for b in bases} | {e.name for e in entries})
+            {b.image_id for b in bases if b.owned} |
+            {e.name for e in entries if not e.owned})
         plan = policy.Plan()
         policy.plan_bases(bases, glance, now, self.rules, plan)
         policy.plan_trash(entries, glance, now, self.rules, plan)
@@ -184,6 +194,7 @@ class Pass:
         bases, entries, glance, plan = self.survey_and_plan(now)
         pinned = self._act_on_bases(plan, bases)
         self._purge(plan)
+        self._prune_verdicts(entries, plan)
         pinned.update(self._pinned_trash(entries, glance, plan))
         self._flatten(pinned, now)
         self.report['seconds'] = round(time.monotonic() - start, 3)
@@ -206,8 +217,12 @@ class Pass:
         return '%s/%s' % (self.store.pool, name)
 
     def _act_on_bases(self, plan, bases) -> dict:
-        """Retire, then remove; {pinned parent spec: its clones}."""
-        children = {b.name: b.children for b in bases}
+        """Retire, then remove; {pinned parent spec: its clones}.
+
+        Only our own bases pin anything: a look-alike's clones are not
+        ours to flatten.
+        """
+        children = {b.name: b.children for b in bases if b.owned}
         renamed = {}
         for name, why in plan.retire:
             new = self.store.retire(name, why)
@@ -220,26 +235,73 @@ class Pass:
             actual = renamed.get(name, name)
             if actual is None:
                 continue
-            if self.store.remove(actual):
+            if self._remove(actual):
                 children.pop(actual, None)
                 self.report['removed'].append(actual)
             else:
                 self.report['kept'].append(actual)
         return {self._spec(name): kids for name, kids in children.items()
-                if cache.kind_of(name) == 'retired' and kids}
+                if naming.kind_of(name) == 'retired' and kids}
+
+    def _remove(self, name: str) -> bool:
+        """Remove one image; a removal Ceph blocks keeps it for now."""
+        try:
+            return self.store.remove(name)
+        except fc_exception.CephTimeout as e:
+            LOG.warning('lifecycle pass: %(err)s; kept until a later pass',
+                        {'err': e})
+            return False
 
     def _purge(self, plan) -> None:
         for entry, why in plan.purge:
             key = 'purged' if trash.purge(self.driver, entry) else 'kept'
             self.report[key].append('%s/%s' % (entry.pool, entry.name))
 
+    def _prune_verdicts(self, entries, plan) -> None:
+        """Drop the verdicts of Glance snapshots whose image is gone.
+
+        Gone: purged now, or neither in its pool nor in its trash (Glance
+        removed it outright).  A pool that cannot be listed keeps its keys.
+        """
+        if self.verdicts is None:
+            return
+        purged = {'%s/%s' % (e.pool, e.name) for e, _ in plan.purge}
+        purged &= set(self.report['purged'])
+        trashed = {'%s/%s' % (e.pool, e.name) for e in entries
+                   if '%s/%s' % (e.pool, e.name) not in purged}
+        present = {}
+        doomed = []
+        for key in self.verdict_keys:
+            pool, image = verdicts.image_of(key)
+            if pool not in present:
+                present[pool] = self._listed(pool)
+            if present[pool] is None:
+                continue
+            spec = '%s/%s' % (pool, image)
+            if spec in purged or (image not in present[pool] and
+                                  spec not in trashed):
+                doomed.append(key)
+        self.verdicts.drop(doomed)
+        self.report['verdicts_pruned'] = len(doomed)
+
+    def _listed(self, pool: str):
+        """The image names of a pool, None if it cannot be listed."""
+        try:
+            with rbd_utils.RADOSClient(self.driver, pool) as client:
+                return set(rbd_utils.RbdProxy().list(client.ioctx))
+        except (rbd_utils.rbd.Error, rbd_utils.rados.Error) as e:
+            LOG.warning('lifecycle pass: cannot list pool %(pool)s '
+                        '(%(err)s): its verdicts are kept',
+                        {'pool': pool, 'err': e})
+            return None
+
     def _pinned_trash(self, entries, glance, plan) -> dict:
         """Trash entries going away but for their clones."""
         purged = {e.id for e, _ in plan.purge}
         return {'%s/%s' % (e.pool, e.name): e.children for e in entries
                 if e.children and e.id not in purged and
-                (cache.is_cache_name(e.name) or
-                 (e.name in glance and glance[e.name] is policy.DELETED))}
+                (e.owned or (e.cloned and
+                             policy.glance_deleted(e.name, glance)))}
 
     def _flatten(self, pinned: dict, now: float) -> None:
         try:

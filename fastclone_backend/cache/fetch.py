@@ -23,13 +23,15 @@ import os
 import re
 import subprocess
 import sys
+import threading
+import time
 
 from oslo_concurrency import processutils
 from oslo_log import log as logging
 
-from fastclone_backend import degrade
+from fastclone_backend.cache import degrade
+from fastclone_backend.cache import progress
 from fastclone_backend import exception as fc_exception
-from fastclone_backend import progress
 
 LOG = logging.getLogger(__name__)
 
@@ -49,20 +51,13 @@ def expected_digest(image_meta: dict):
 
 
 class VerifyingWriter:
-    """A file object for Nova's download(data=...): writes, hashes, counts.
+    """A file object for a download(data=...): writes, hashes, counts."""
 
-    :param hash_data: False where the bytes are hashed on the way already
-        (glanceclient's ``data()`` checks ``os_hash_value``, or
-        ``checksum``, while it streams): only the size is checked then.
-    """
-
-    def __init__(self, f, image_meta: dict, interval: float,
-                 hash_data: bool = True):
+    def __init__(self, f, image_meta: dict, interval: float):
         self.f = f
         self.image_id = image_meta['id']
         self.size = image_meta.get('size') or 0
-        self.algo, self.digest = (expected_digest(image_meta) if hash_data
-                                  else (None, None))
+        self.algo, self.digest = expected_digest(image_meta)
         self.hash = hashlib.new(self.algo) if self.algo else None
         self.written = 0
         self.progress = progress.Progress(self.image_id, 'download',
@@ -84,15 +79,11 @@ class VerifyingWriter:
                                 % (self.written, self.size))
         if self.hash and self.hash.hexdigest() != self.digest:
             raise reject(image=self.image_id,
-                         reason='%s of the data is %s, Glance says %s'
+                         reason='the data Glance sent does not match the '
+                                'hash it recorded: %s of the data is %s, '
+                                'Glance says %s'
                                 % (self.algo, self.hash.hexdigest(),
                                    self.digest))
-
-
-def corrupt_download(error: Exception) -> bool:
-    """Is this glanceclient's refusal of data that fails its hash check?"""
-    return (isinstance(error, IOError) and
-            'Corrupt image download' in str(error))
 
 
 def verify_file(path: str, image_meta: dict, interval: float) -> None:
@@ -168,20 +159,63 @@ def _lines(stream):
         yield buf
 
 
+class TimedOut(Exception):
+    """The tool ran past its timeout and was killed."""
+
+    def __init__(self, seconds: float):
+        super().__init__('killed after %.0f s' % seconds)
+        self.seconds = seconds
+
+
+class _Deadline:
+    """Kills a process once timeout seconds are up (never for 0)."""
+
+    def __init__(self, proc, timeout: float):
+        self.fired = False
+        self.timer = None
+        if timeout:
+            self.timer = threading.Timer(timeout, self._fire, (proc,))
+            self.timer.daemon = True
+            self.timer.start()
+
+    def _fire(self, proc):
+        self.fired = True
+        proc.kill()
+
+    def cancel(self):
+        if self.timer is not None:
+            self.timer.cancel()
+
+
 def run_with_progress(cmd: list, prog: progress.Progress,
-                      stop=lambda: False) -> bool:
+                      stop=lambda: False, timeout: float = 0) -> bool:
     """Run cmd, feeding the percentages it prints to prog.
 
     :param stop: asked at each line of output; when it says True, cmd is
         killed and False returned.
+    :param timeout: kill cmd after this many seconds (0: never).
     :returns: True once cmd succeeded.
-    :raises: processutils.ProcessExecutionError with the tail of its output.
+    :raises: processutils.ProcessExecutionError with the tail of its
+        output; TimedOut when it was killed for its timeout.
     """
     LOG.debug('running %(cmd)s', {'cmd': ' '.join(cmd)})
     tail = []
+    start = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             env=dict(os.environ, LC_ALL='C', LANG='C'))
+    deadline = _Deadline(proc, timeout)
+    try:
+        return _follow(proc, cmd, prog, stop, tail)
+    except processutils.ProcessExecutionError:
+        if deadline.fired:
+            raise TimedOut(time.monotonic() - start)
+        raise
+    finally:
+        deadline.cancel()
+
+
+def _follow(proc, cmd, prog, stop, tail) -> bool:
     with proc.stdout:
         for line in _lines(proc.stdout):
             if stop():

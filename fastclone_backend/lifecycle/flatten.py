@@ -24,7 +24,7 @@ import json
 
 from oslo_log import log as logging
 
-from fastclone_backend import advice
+from fastclone_backend.lifecycle import advice
 
 LOG = logging.getLogger(__name__)
 
@@ -36,10 +36,10 @@ class MgrRefused(Exception):
 
 
 def _mgr(driver, prefix: str, **args):
-    client = driver.handle.client()
     cmd = dict(args, prefix=prefix, format='json')
-    ret, out, err = client.mgr_command(json.dumps(cmd), b'',
-                                       timeout=MGR_TIMEOUT)
+    with driver.handle.using() as client:   # never shut down meanwhile
+        ret, out, err = client.mgr_command(json.dumps(cmd), b'',
+                                           timeout=MGR_TIMEOUT)
     if ret:
         raise MgrRefused('%s: %s (%s)' % (prefix, err or 'failed',
                                           errno.errorcode.get(-ret, ret)))

@@ -23,13 +23,27 @@ on every host, is then a clone of that snapshot.
   (image deleted or changed, unused, over the limits), removed by the
   lifecycle pass once it has no clones.
 * ``fastclone-lock-<image id>``: the RADOS object holding the population
-  lock; ``fastclone-lifecycle``: the lifecycle pass's lock and records.
+  lock; ``fastclone-lifecycle``: the lifecycle pass's lock and records;
+  ``fastclone-owned``: the ledger of hidden images we are making or
+  removing (see :func:`owned`).
 * Names never start with an instance uuid, so Nova's instance-disk cleanup
   (``name.startswith(instance.uuid)``) can never match them.
+
+A name proves nothing: anyone may create ``fastclone-base-<anything>``.
+What we create carries a **mark** in its RBD image metadata
+(:func:`mark`): our name, the Glance image id, and the image's own RBD id,
+so that a copy or a clone (librbd copies the parent's metadata into a
+clone) does not carry a valid mark.  An image is ours (:func:`owned`) when
+its mark is valid, or when its name is in our ledger (a hidden image
+between its creation and its mark, or whose removal was interrupted after
+its header went).  Bases made by releases before the mark are adopted once
+(:func:`adoptable`): our fingerprint naming the same image, stamped by our
+publish, and our snapshot.
 """
 
 import collections
 import contextlib
+import dataclasses
 import threading
 import time
 
@@ -38,6 +52,7 @@ TMP_PREFIX = 'fastclone-tmp-'
 RETIRED_PREFIX = 'fastclone-retired-'
 LOCK_PREFIX = 'fastclone-lock-'
 LIFECYCLE_OBJECT = 'fastclone-lifecycle'
+LEDGER_OBJECT = 'fastclone-owned'
 # what each Glance snapshot cloned in place holds, by pool/image@snap id
 VERDICTS_OBJECT = 'fastclone-verdicts'
 LOCK_NAME = 'populate'   # the population lock on a lock object
@@ -47,6 +62,10 @@ MISSING = '-'
 UUID_LEN = 36
 PREFIXES = {'base': BASE_PREFIX, 'tmp': TMP_PREFIX,
             'retired': RETIRED_PREFIX}
+OWNER_KEY = META + 'owner'
+OWNER = 'fastclone-backend'
+IMAGE_KEY = META + 'image'
+RBD_ID_KEY = META + 'rbd_id'
 
 # what this process did; read by tests and benchmarks
 STATS = collections.Counter()
@@ -129,6 +148,39 @@ def image_id_of(name: str):
     return name[len(PREFIXES[kind]):][:UUID_LEN]
 
 
+def mark(image_id: str, rbd_id: str) -> dict:
+    """The metadata that makes RBD image rbd_id ours, for image_id."""
+    return {OWNER_KEY: OWNER, IMAGE_KEY: image_id, RBD_ID_KEY: rbd_id}
+
+
+def marked(name: str, meta: dict, rbd_id: str) -> bool:
+    """Does the image carry our valid mark for its own name and RBD id?"""
+    return (kind_of(name) is not None and meta.get(OWNER_KEY) == OWNER and
+            meta.get(IMAGE_KEY) == image_id_of(name) and
+            meta.get(RBD_ID_KEY) == rbd_id)
+
+
+def adoptable(name: str, meta: dict, has_snap: bool) -> bool:
+    """A base or retired base made before the mark existed?
+
+    Our publish stamped it with the fingerprint of the image its name
+    names and with who populated it; a base also has our snapshot.  A tmp
+    image never had a fingerprint: never adopted.
+    """
+    kind = kind_of(name)
+    if kind not in ('base', 'retired') or OWNER_KEY in meta:
+        return False
+    return (meta.get(META + 'id') == image_id_of(name) and
+            bool(meta.get(META + 'populated_by')) and
+            (has_snap or kind == 'retired'))
+
+
+def owned(name: str, meta: dict, rbd_id: str, ledger=()) -> bool:
+    """Ours: a valid mark, or a hidden name in our ledger."""
+    return marked(name, meta, rbd_id) or (
+        kind_of(name) in ('tmp', 'retired') and name in ledger)
+
+
 def fingerprint(image_meta: dict) -> dict:
     """What identifies the image's data, as RBD image metadata.
 
@@ -149,3 +201,24 @@ def stale_reason(stored: dict, image_meta: dict):
             return '%s is %r in the base, %r in Glance' % (
                 key, stored.get(META + key), want[META + key])
     return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Base:
+    """One of our images in the cache pool."""
+    name: str
+    size: int = 0
+    last_used: float = 0.0
+    children: tuple = ()     # specs of the clones of its snapshots
+    has_snap: bool = True    # its user snapshot exists
+    locked: bool = False     # its image's population lock is held
+    stored: dict = dataclasses.field(default_factory=dict)  # fingerprint
+    owned: bool = True       # proven ours (naming.owned), else left alone
+
+    @property
+    def kind(self) -> str:
+        return kind_of(self.name)
+
+    @property
+    def image_id(self) -> str:
+        return image_id_of(self.name)

@@ -14,15 +14,26 @@
 
 Read only when a rule needs every clone of the instances pool (a chain
 depth limit or an age limit for flatten): one open per image, and one per
-distinct ancestor.
+distinct ancestor.  Only Nova's instance disks (``<instance uuid>_disk*``,
+what Nova's rbd backend names them) are candidates: other images that may
+share the pool (volumes, anyone's clones) are not ours to flatten.
 """
 
 import calendar
+import re
 
 from nova.storage import rbd_utils
 
-from fastclone_backend import cache
-from fastclone_backend import policy
+from fastclone_backend.cache import naming
+from fastclone_backend.lifecycle import policy
+
+INSTANCE_DISK = re.compile(r'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-'
+                           r'[0-9a-f]{12}_disk')
+
+
+def instance_disk(name: str) -> bool:
+    """Is name one of Nova's instance disks (``<uuid>_disk...``)?"""
+    return INSTANCE_DISK.match(name) is not None
 
 
 def _parent(driver, spec: str):
@@ -72,8 +83,8 @@ class Scanner:
             names = rbd_utils.RbdProxy().list(client.ioctx)
         found = []
         for name in names:
-            if cache.is_cache_name(name):
-                continue  # bases are imported or converted: never clones
+            if naming.is_cache_name(name) or not instance_disk(name):
+                continue  # bases are never clones; others are not ours
             spec = '%s/%s' % (pool, name)
             info = self._info(spec)
             if info is None or info[0] is None:
