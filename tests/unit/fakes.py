@@ -24,6 +24,11 @@ class RadosTimedOut(RadosError):
     errno = 110
 
 
+class RadosBlocklisted(RadosError):
+    """What librados raises once the client is blocklisted (EBLOCKLISTED)."""
+    errno = 108
+
+
 class RbdError(Exception):
     pass
 
@@ -92,9 +97,9 @@ class CephModules(fixtures.Fixture):
 
 
 def _reset_handles():
-    from fastclone_backend import basestore
+    from fastclone_backend.cache import basestore
     from fastclone_backend import cluster
-    from fastclone_backend import snapfacts
+    from fastclone_backend.spawn import snapfacts
     cluster._HANDLES.clear()
     basestore._KNOWN.clear()   # what the process remembers
     snapfacts.forget_all()

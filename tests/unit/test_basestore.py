@@ -5,17 +5,17 @@ from unittest import mock
 
 import fixtures
 
-from fastclone_backend import basestore
-from fastclone_backend import cache
+from fastclone_backend.cache import basestore
+from fastclone_backend.cache import naming
 from tests.unit import base
 from tests.unit import fakes
 
 IMAGE_ID = '6b3f5c1e-2d4a-4e8b-9c7f-0a1b2c3d4e5f'
-RETIRED = cache.retired_name(IMAGE_ID, 'ab12cd34')
+RETIRED = naming.retired_name(IMAGE_ID, 'ab12cd34')
 CHILD = {'pool': 'vms', 'pool_namespace': '', 'trash': False,
          'image': '1f2e3d4c-5b6a-4978-8695-a4b3c2d1e0f0_disk',
          'id': '10f8e1a2b3c4'}
-USER_SNAP = {'id': 4, 'name': cache.SNAP, 'namespace': 0}
+USER_SNAP = {'id': 4, 'name': naming.SNAP, 'namespace': 0}
 # a user snapshot removed while it had a clone (clone v2)
 TRASH_SNAP = {'id': 7, 'name': '0d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6',
               'namespace': 2}
@@ -24,7 +24,10 @@ TRASH_SNAP = {'id': 7, 'name': '0d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6',
 class FakeImage:
     """An open RBD image: snapshots and their clones, no librbd."""
 
-    def __init__(self, snaps=(), children=None, protected=(), busy=False):
+    def __init__(self, snaps=(), children=None, protected=(), busy=False,
+                 meta=None, rbd_id='10aa20bb30cc'):
+        self.meta = dict(meta or {})
+        self.rbd_id = rbd_id
         self.snaps = list(snaps)
         self.children = children or {}   # snapshot id: [child]
         self.protected = set(protected)
@@ -40,6 +43,18 @@ class FakeImage:
 
     def list_snaps(self):
         return iter(self.snaps)
+
+    def id(self):
+        return self.rbd_id
+
+    def metadata_list(self):
+        return iter(self.meta.items())
+
+    def metadata_set(self, key, value):
+        self.meta[key] = value
+
+    def size(self):
+        return 4 << 20
 
     def set_snap_by_id(self, snap_id):
         self.at = snap_id
@@ -77,26 +92,26 @@ class RemoveSnapsTestCase(base.TestCase):
 
     def test_snapshot_with_clones_keeps_everything(self):
         image = FakeImage([USER_SNAP], children={4: [CHILD]},
-                          protected=[cache.SNAP])
+                          protected=[naming.SNAP])
         self.assertFalse(basestore.remove_snaps(image))
         self.assertEqual([], image.removed)
-        self.assertEqual({cache.SNAP}, image.protected)
+        self.assertEqual({naming.SNAP}, image.protected)
         self.assertIsNone(image.at)
 
     def test_trash_namespace_snapshot_with_clones_keeps_everything(self):
         image = FakeImage([USER_SNAP, TRASH_SNAP], children={7: [CHILD]})
         self.assertFalse(basestore.remove_snaps(image))
-        self.assertEqual([cache.SNAP], image.removed)  # only the childless
+        self.assertEqual([naming.SNAP], image.removed)  # only the childless
 
     def test_unprotect_refused_keeps_the_snapshot(self):
-        image = FakeImage([USER_SNAP], protected=[cache.SNAP], busy=True)
+        image = FakeImage([USER_SNAP], protected=[naming.SNAP], busy=True)
         self.assertFalse(basestore.remove_snaps(image))
         self.assertEqual([], image.removed)
 
     def test_protected_snapshot_unprotected_then_removed(self):
-        image = FakeImage([USER_SNAP], protected=[cache.SNAP])
+        image = FakeImage([USER_SNAP], protected=[naming.SNAP])
         self.assertTrue(basestore.remove_snaps(image))
-        self.assertEqual([cache.SNAP], image.removed)
+        self.assertEqual([naming.SNAP], image.removed)
 
     def test_trash_namespace_snapshot_removed_by_id(self):
         image = FakeImage([TRASH_SNAP])
@@ -116,17 +131,56 @@ class BaseStoreTestCase(base.TestCase):
         self.useFixture(fixtures.MockPatchObject(
             basestore.BaseStore, 'ioctx', autospec=True,
             return_value=contextlib.nullcontext(self.ioctx)))
-        self.image = FakeImage([USER_SNAP], protected=[cache.SNAP])
+        self.image = FakeImage([USER_SNAP], protected=[naming.SNAP],
+                               meta=naming.mark(IMAGE_ID, '10aa20bb30cc'))
         self.open = self.useFixture(fixtures.MockPatchObject(
             basestore.BaseStore, '_open', autospec=True,
             return_value=self.image)).mock
+        self.ledger = set()
+        self.useFixture(fixtures.MockPatchObject(
+            basestore.BaseStore, 'ledger', autospec=True,
+            side_effect=lambda *_a: set(self.ledger)))
+        self.ledgered = self.useFixture(fixtures.MockPatchObject(
+            basestore.BaseStore, '_ledger_do', autospec=True)).mock
         self.store = basestore.BaseStore(mock.sentinel.driver, pool='vms')
 
     def test_remove_childless_retired_image(self):
         self.assertTrue(self.store.remove(RETIRED))
-        self.open.assert_called_once_with(RETIRED)
-        self.assertEqual([cache.SNAP], self.image.removed)
+        self.assertEqual([mock.call(RETIRED, read_only=True),
+                          mock.call(RETIRED)], self.open.call_args_list)
+        self.assertEqual([naming.SNAP], self.image.removed)
         self.rbd.remove.assert_called_once_with(self.ioctx, RETIRED)
+        # in the ledger while it goes, out of it once gone
+        self.assertEqual([mock.call('add', RETIRED, 'removal'),
+                          mock.call('drop', RETIRED)],
+                         self.ledgered.call_args_list)
+
+    def test_look_alike_is_never_removed(self):
+        self.image.meta = {}   # our name, no mark
+        self.assertFalse(self.store.remove(RETIRED, wait=45))
+        self.assertEqual([], self.image.removed)
+        self.rbd.remove.assert_not_called()
+        self.ledgered.assert_not_called()
+
+    def test_copied_mark_is_not_ours(self):
+        # librbd copies a parent's metadata into its clones: the mark names
+        # the RBD id of the image it was set on
+        self.image.rbd_id = 'ffee00112233'
+        self.assertFalse(self.store.remove(RETIRED))
+        self.rbd.remove.assert_not_called()
+
+    def test_mark_for_another_image_is_not_ours(self):
+        self.image.meta = naming.mark('0' * 36, '10aa20bb30cc')
+        self.assertFalse(self.store.remove(RETIRED))
+        self.rbd.remove.assert_not_called()
+
+    def test_ledgered_tmp_without_mark_is_ours(self):
+        # rbd import created it; the populator died before marking it
+        tmp = naming.tmp_name(IMAGE_ID, 'ef56ab78')
+        self.image.meta = {}
+        self.ledger.add(tmp)
+        self.assertTrue(self.store.remove(tmp))
+        self.rbd.remove.assert_called_once_with(self.ioctx, tmp)
 
     def test_retired_image_with_clones_is_kept(self):
         self.image.children = {4: [CHILD]}
@@ -148,28 +202,66 @@ class BaseStoreTestCase(base.TestCase):
 
     def test_unopenable_name_is_removed_all_the_same(self):
         # an interrupted removal leaves a listed name whose header is gone:
-        # only removing the name again clears it
+        # only removing the name again clears it; the ledger proves it ours
         self.open.side_effect = fakes.RbdImageNotFound('ENOENT')
+        self.ledger.add(RETIRED)
         self.assertTrue(self.store.remove(RETIRED))
         self.rbd.remove.assert_called_once_with(self.ioctx, RETIRED)
 
+    def test_unopenable_name_not_in_the_ledger_is_left_alone(self):
+        self.open.side_effect = fakes.RbdImageNotFound('ENOENT')
+        self.rbd.list.return_value = [RETIRED]   # listed, header gone
+        self.assertFalse(self.store.remove(RETIRED))
+        self.rbd.remove.assert_not_called()
+
+    def test_name_never_made_counts_as_removed(self):
+        # a population that failed before its image was created
+        self.open.side_effect = fakes.RbdImageNotFound('ENOENT')
+        self.rbd.list.return_value = []
+        self.rbd.remove.side_effect = fakes.RbdImageNotFound('ENOENT')
+        tmp = naming.tmp_name(IMAGE_ID, 'ef56ab78')
+        with mock.patch.object(basestore, 'report_foreign',
+                               autospec=True) as reported:
+            self.assertTrue(self.store.remove(tmp))
+        reported.assert_not_called()
+
     def test_unopenable_leftover_is_described_for_removal(self):
         self.open.side_effect = fakes.RbdImageNotFound('ENOENT')
-        tmp = cache.tmp_name(IMAGE_ID, 'ef56ab78')
+        tmp = naming.tmp_name(IMAGE_ID, 'ef56ab78')
         with mock.patch.object(self.store, 'locked', autospec=True,
                                return_value=False):
-            found = self.store.describe(tmp)
-        self.assertEqual((tmp, 'tmp', (), False, False),
+            found = self.store.describe(tmp, ledger={tmp})
+            stranger = self.store.describe(tmp, ledger=set())
+        self.assertEqual((tmp, 'tmp', (), False, False, True),
                          (found.name, found.kind, found.children,
-                          found.has_snap, found.locked))
-        self.assertIsNone(self.store.describe(cache.base_name(IMAGE_ID)))
+                          found.has_snap, found.locked, found.owned))
+        self.assertFalse(stranger.owned)
+        self.assertIsNone(self.store.describe(naming.base_name(IMAGE_ID)))
+
+    def test_base_of_an_earlier_release_is_adopted(self):
+        base = naming.base_name(IMAGE_ID)
+        self.image.meta = dict(naming.fingerprint({'id': IMAGE_ID}),
+                               **{'fastclone.populated_by': 'host:1'})
+        found = self.store.describe(base, ledger=set())
+        self.assertTrue(found.owned)
+        self.assertEqual(naming.mark(IMAGE_ID, '10aa20bb30cc'),
+                         {k: self.image.meta[k] for k in (
+                             naming.OWNER_KEY, naming.IMAGE_KEY,
+                             naming.RBD_ID_KEY)})
+
+    def test_look_alike_base_is_described_as_not_ours(self):
+        base = naming.base_name(IMAGE_ID)
+        self.image.meta = {'fastclone.id': IMAGE_ID}   # no populated_by
+        found = self.store.describe(base, ledger=set())
+        self.assertFalse(found.owned)
+        self.assertNotIn(naming.OWNER_KEY, self.image.meta)
 
     def test_image_gone_before_its_removal_counts_as_removed(self):
         self.rbd.remove.side_effect = fakes.RbdImageNotFound('ENOENT')
         self.assertTrue(self.store.remove(RETIRED))
 
     def test_open_image_retried_until_the_wait_ends(self):
-        tmp = cache.tmp_name(IMAGE_ID, 'ef56ab78')
+        tmp = naming.tmp_name(IMAGE_ID, 'ef56ab78')
         self.rbd.remove.side_effect = [fakes.RbdImageBusy('watchers'),
                                        fakes.RbdImageBusy('watchers'), None]
         with mock.patch.object(basestore.time, 'sleep',
@@ -180,21 +272,78 @@ class BaseStoreTestCase(base.TestCase):
 
     def test_ready_base_is_never_removed(self):
         self.assertRaises(ValueError, self.store.remove,
-                          cache.base_name(IMAGE_ID))
+                          naming.base_name(IMAGE_ID))
         self.open.assert_not_called()
         self.rbd.remove.assert_not_called()
 
     def test_retire_renames_to_a_retired_name(self):
-        new = self.store.retire(cache.base_name(IMAGE_ID), 'image deleted')
-        self.assertEqual('retired', cache.kind_of(new))
-        self.assertEqual(IMAGE_ID, cache.image_id_of(new))
+        new = self.store.retire(naming.base_name(IMAGE_ID), 'image deleted')
+        self.assertEqual('retired', naming.kind_of(new))
+        self.assertEqual(IMAGE_ID, naming.image_id_of(new))
         self.rbd.rename.assert_called_once_with(
-            self.ioctx, cache.base_name(IMAGE_ID), new)
+            self.ioctx, naming.base_name(IMAGE_ID), new)
 
     def test_retire_of_a_vanished_base(self):
         self.rbd.rename.side_effect = fakes.RbdImageNotFound('ENOENT')
-        self.assertIsNone(self.store.retire(cache.base_name(IMAGE_ID),
+        self.assertIsNone(self.store.retire(naming.base_name(IMAGE_ID),
                                             'image deleted'))
+
+
+class BreakWritersTestCase(base.TestCase):
+    """A dead population's writer fenced through librbd's break_lock."""
+
+    def setUp(self):
+        super().setUp()
+        self.useFixture(fakes.CephModules())
+        self.vol = mock.MagicMock(name='vol')
+        self.vol.__enter__.return_value = self.vol
+        self.open = self.useFixture(fixtures.MockPatchObject(
+            basestore.BaseStore, '_open', autospec=True,
+            return_value=self.vol)).mock
+        self.owned = self.useFixture(fixtures.MockPatchObject(
+            basestore.BaseStore, '_owned', autospec=True,
+            return_value=True)).mock
+        self.useFixture(fixtures.MockPatchObject(
+            basestore.BaseStore, 'ledger', autospec=True,
+            return_value=set()))
+        self.store = basestore.BaseStore(mock.sentinel.driver, pool='vms')
+        self.tmp = naming.tmp_name(IMAGE_ID, 'ef56ab78')
+
+    def test_a_look_alikes_writers_are_not_fenced(self):
+        self.owned.return_value = False
+        self.assertEqual([], self.store.break_writers(self.tmp))
+        self.vol.list_lockers.assert_not_called()
+        self.vol.break_lock.assert_not_called()
+
+    def test_the_writer_is_broken_and_fenced(self):
+        self.vol.list_lockers.return_value = {
+            'tag': 'internal', 'exclusive': True,
+            'lockers': [('client.4211', 'auto 140', '127.0.0.1:0/77')]}
+        self.assertEqual(['127.0.0.1:0/77'],
+                         self.store.break_writers(self.tmp))
+        self.vol.break_lock.assert_called_once_with('client.4211', 'auto 140')
+
+    def test_no_writer_nothing_broken(self):
+        self.vol.list_lockers.return_value = []
+        self.assertEqual([], self.store.break_writers(self.tmp))
+        self.vol.break_lock.assert_not_called()
+
+    def test_a_refused_break_is_only_logged(self):
+        # without the "osd blocklist" cap librbd refuses: the removal then
+        # waits for the dead watch, or leaves the image to the pass
+        self.vol.list_lockers.return_value = {
+            'lockers': [('client.4211', 'auto 140', '127.0.0.1:0/77')]}
+        self.vol.break_lock.side_effect = fakes.RbdPermissionError('EACCES')
+        self.assertEqual([], self.store.break_writers(self.tmp))
+
+    def test_gone_already(self):
+        self.open.side_effect = fakes.RbdImageNotFound('ENOENT')
+        self.assertEqual([], self.store.break_writers(self.tmp))
+
+    def test_only_temp_images(self):
+        self.assertRaises(ValueError, self.store.break_writers,
+                          naming.base_name(IMAGE_ID))
+        self.open.assert_not_called()
 
 
 class TouchTestCase(base.TestCase):
@@ -238,7 +387,7 @@ class LookupTestCase(base.TestCase):
         self.useFixture(fakes.CephModules())
         self.meta = {'id': IMAGE_ID, 'os_hash_value': 'h1', 'checksum': 'c',
                      'size': 10}
-        stored = cache.fingerprint(self.meta)
+        stored = naming.fingerprint(self.meta)
         self.metadata = self.useFixture(fixtures.MockPatchObject(
             basestore.BaseStore, 'metadata', autospec=True,
             return_value=(5, dict(stored)))).mock
@@ -247,8 +396,8 @@ class LookupTestCase(base.TestCase):
     def test_second_lookup_asks_nothing(self):
         self.assertEqual(5, self.store.lookup(self.meta)[0])
         self.assertEqual(5, self.store.lookup(self.meta)[0])
-        self.metadata.assert_called_once_with(cache.base_name(IMAGE_ID),
-                                              cache.SNAP)
+        self.metadata.assert_called_once_with(naming.base_name(IMAGE_ID),
+                                              naming.SNAP)
 
     def test_changed_image_is_looked_up_again(self):
         self.store.lookup(self.meta)

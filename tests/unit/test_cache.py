@@ -8,10 +8,10 @@ from unittest import mock
 from oslo_concurrency import processutils
 import pytest
 
-from fastclone_backend import cache
+from fastclone_backend.cache import fetch
+from fastclone_backend.cache import naming
+from fastclone_backend.cache import progress
 from fastclone_backend import exception
-from fastclone_backend import fetch
-from fastclone_backend import progress
 
 IMAGE_ID = 'f0e1d2c3-b4a5-4697-8899-aabbccddeeff'
 INSTANCE_UUIDS = ['00000000-0000-4000-8000-000000000000',
@@ -21,45 +21,46 @@ INSTANCE_UUIDS = ['00000000-0000-4000-8000-000000000000',
 
 # ------------------------------------------------------------- names
 def test_names_are_predictable():
-    assert cache.base_name(IMAGE_ID) == 'fastclone-base-' + IMAGE_ID
-    assert cache.tmp_name(IMAGE_ID, 'ab12') == \
+    assert naming.base_name(IMAGE_ID) == 'fastclone-base-' + IMAGE_ID
+    assert naming.tmp_name(IMAGE_ID, 'ab12') == \
         'fastclone-tmp-%s-ab12' % IMAGE_ID
-    assert cache.lock_object(IMAGE_ID) == 'fastclone-lock-' + IMAGE_ID
-    assert cache.tmp_name(IMAGE_ID, 'x').startswith(cache.tmp_prefix(IMAGE_ID))
+    assert naming.lock_object(IMAGE_ID) == 'fastclone-lock-' + IMAGE_ID
+    assert naming.tmp_name(IMAGE_ID, 'x').startswith(
+        naming.tmp_prefix(IMAGE_ID))
 
 
 @pytest.mark.parametrize('instance_uuid', INSTANCE_UUIDS)
 def test_nova_instance_cleanup_can_never_match(instance_uuid):
     # LibvirtDriver._cleanup_rbd removes every name starting with the uuid
-    for name in (cache.base_name(instance_uuid),
-                 cache.tmp_name(instance_uuid, 'x'),
-                 cache.retired_name(instance_uuid, 'x'),
-                 cache.lock_object(instance_uuid)):
+    for name in (naming.base_name(instance_uuid),
+                 naming.tmp_name(instance_uuid, 'x'),
+                 naming.retired_name(instance_uuid, 'x'),
+                 naming.lock_object(instance_uuid)):
         assert not name.startswith(instance_uuid)
-        assert cache.is_cache_name(name) or name.startswith('fastclone-lock')
+        assert naming.is_cache_name(name) or name.startswith('fastclone-lock')
 
 
 def test_kind_and_image_id_of_our_names():
-    for name, kind in ((cache.base_name(IMAGE_ID), 'base'),
-                       (cache.tmp_name(IMAGE_ID, 'ab12cd34'), 'tmp'),
-                       (cache.retired_name(IMAGE_ID, 'ef56ab78'),
+    for name, kind in ((naming.base_name(IMAGE_ID), 'base'),
+                       (naming.tmp_name(IMAGE_ID, 'ab12cd34'), 'tmp'),
+                       (naming.retired_name(IMAGE_ID, 'ef56ab78'),
                         'retired')):
-        assert cache.kind_of(name) == kind
-        assert cache.image_id_of(name) == IMAGE_ID
-        assert cache.is_cache_name(name)
+        assert naming.kind_of(name) == kind
+        assert naming.image_id_of(name) == IMAGE_ID
+        assert naming.is_cache_name(name)
 
 
 @pytest.mark.parametrize('name', [
     INSTANCE_UUIDS[0] + '_disk', 'volume-' + IMAGE_ID, IMAGE_ID,
-    cache.lock_object(IMAGE_ID), 'fastclone-lifecycle', ''])
+    naming.lock_object(IMAGE_ID), 'fastclone-lifecycle', ''])
 def test_other_names_are_not_ours(name):
-    assert cache.kind_of(name) is None
-    assert cache.image_id_of(name) is None
-    assert not cache.is_cache_name(name)
+    assert naming.kind_of(name) is None
+    assert naming.image_id_of(name) is None
+    assert not naming.is_cache_name(name)
 
 
 def test_retired_name_keeps_the_image_id_first():
-    name = cache.retired_name(IMAGE_ID, 'ab12cd34')
+    name = naming.retired_name(IMAGE_ID, 'ab12cd34')
     assert name == 'fastclone-retired-%s-ab12cd34' % IMAGE_ID
 
 
@@ -70,7 +71,7 @@ META = {'id': IMAGE_ID, 'os_hash_algo': 'sha512', 'os_hash_value': 'ab' * 64,
 
 
 def test_fingerprint_is_string_metadata():
-    fp = cache.fingerprint(META)
+    fp = naming.fingerprint(META)
     assert fp['fastclone.os_hash_value'] == 'ab' * 64
     assert fp['fastclone.size'] == '1234'
     assert all(isinstance(v, str) for v in fp.values())
@@ -78,34 +79,34 @@ def test_fingerprint_is_string_metadata():
 
 def test_fingerprint_never_stores_an_empty_value():
     # the Pacific bindings' metadata_list() drops empty values
-    fp = cache.fingerprint({'id': IMAGE_ID, 'checksum': 'cd' * 16})
-    assert fp['fastclone.os_hash_value'] == cache.MISSING
-    assert fp['fastclone.size'] == cache.MISSING
+    fp = naming.fingerprint({'id': IMAGE_ID, 'checksum': 'cd' * 16})
+    assert fp['fastclone.os_hash_value'] == naming.MISSING
+    assert fp['fastclone.size'] == naming.MISSING
     assert all(fp.values())
-    assert cache.stale_reason(fp, {'id': IMAGE_ID,
-                                   'checksum': 'cd' * 16}) is None
+    assert naming.stale_reason(fp, {'id': IMAGE_ID,
+                                    'checksum': 'cd' * 16}) is None
 
 
 def test_current_base_is_not_stale():
-    assert cache.stale_reason(cache.fingerprint(META), META) is None
+    assert naming.stale_reason(naming.fingerprint(META), META) is None
 
 
 def test_metadata_only_update_keeps_the_base():
     changed = dict(META, updated_at='2026-11-22T00:00:00Z')
-    assert cache.stale_reason(cache.fingerprint(META), changed) is None
+    assert naming.stale_reason(naming.fingerprint(META), changed) is None
 
 
 @pytest.mark.parametrize('key,value', [('os_hash_value', 'ef' * 64),
                                        ('checksum', '00' * 16),
                                        ('size', 999), ('id', 'other')])
 def test_changed_data_makes_it_stale(key, value):
-    reason = cache.stale_reason(cache.fingerprint(META),
-                                dict(META, **{key: value}))
+    reason = naming.stale_reason(naming.fingerprint(META),
+                                 dict(META, **{key: value}))
     assert reason.startswith(key + ' is ')
 
 
 def test_base_without_fingerprint_is_stale():
-    assert cache.stale_reason({}, META) is not None
+    assert naming.stale_reason({}, META) is not None
 
 
 # ------------------------------------------------------------- progress

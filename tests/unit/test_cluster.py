@@ -1,9 +1,14 @@
 """One shared cluster connection per process, reconnected on failure."""
 
 import os
+import threading
 from unittest import mock
 
+import nova.conf
+from nova.storage import rbd_utils
+
 from fastclone_backend import cluster
+from fastclone_backend import conf as fc_conf
 from tests.unit import base
 from tests.unit import fakes
 
@@ -53,9 +58,48 @@ class ClusterHandleTestCase(base.TestCase):
         self.assertEqual(1, self.ceph.rados.Rados.call_count)
 
     def test_reset_of_a_replaced_client_is_ignored(self):
-        client, _ = self.handle.open_ioctx('vms')
+        client, ioctx = self.handle.open_ioctx('vms')
+        self.handle.close_ioctx(client, ioctx)
         self.handle.reset(broken=mock.Mock())
         client.shutdown.assert_not_called()
+        self.handle.reset()
+        client.shutdown.assert_called_once_with()
+
+    def test_a_client_in_use_is_shut_down_by_its_last_user(self):
+        # rados_shutdown under an open ioctx or watch crashes the process
+        old, new = mock.Mock(), mock.Mock()
+        self.ceph.rados.Rados.side_effect = [old, new]
+        first = self.handle.open_ioctx('vms')
+        second = self.handle.open_ioctx('vms')
+        self.handle.reset(broken=old)
+        old.shutdown.assert_not_called()
+        self.assertIs(new, self.handle.open_ioctx('vms')[0])  # next caller
+        self.handle.close_ioctx(*first)
+        old.shutdown.assert_not_called()
+        first[1].close.assert_called_once_with()
+        self.handle.close_ioctx(*second)
+        old.shutdown.assert_called_once_with()
+        new.shutdown.assert_not_called()
+
+    def test_using_keeps_the_client_from_shutdown(self):
+        client = self.ceph.rados.Rados.return_value
+        with self.handle.using() as used:
+            self.assertIs(client, used)
+            self.handle.reset()
+            client.shutdown.assert_not_called()
+        client.shutdown.assert_called_once_with()
+
+    def test_an_idle_client_is_shut_down_at_once(self):
+        client, ioctx = self.handle.open_ioctx('vms')
+        self.handle.close_ioctx(client, ioctx)
+        self.handle.reset()
+        client.shutdown.assert_called_once_with()
+
+    def test_a_missing_pool_leaves_the_client_unused(self):
+        client = self.ceph.rados.Rados.return_value
+        client.open_ioctx.side_effect = fakes.RadosObjectNotFound('no pool')
+        self.assertRaises(fakes.RadosObjectNotFound,
+                          self.handle.open_ioctx, 'nopool')
         self.handle.reset()
         client.shutdown.assert_called_once_with()
 
@@ -106,8 +150,10 @@ class HandleRegistryTestCase(base.TestCase):
 
     def test_reset_all_shuts_down_every_connection(self):
         handle = cluster.handle_for('/c.conf', 'nova', 5)
-        client, _ = handle.open_ioctx('vms')
+        client, ioctx = handle.open_ioctx('vms')
         cluster.reset_all()
+        client.shutdown.assert_not_called()   # its ioctx is still open
+        handle.close_ioctx(client, ioctx)
         client.shutdown.assert_called_once_with()
         self.assertIsNot(handle, cluster.handle_for('/c.conf', 'nova', 5))
 
@@ -139,3 +185,78 @@ class SharedRBDDriverTestCase(base.TestCase):
         cluster.SharedRBDDriver().exists('a')
         cluster.SharedRBDDriver().exists('b')
         self.assertEqual(1, self.ceph.rados.Rados.call_count)
+
+
+class Wrapper(rbd_utils.RBDDriver):
+    """An operator's wrapper of Nova's driver, counting exists() calls."""
+
+    calls = 0
+
+    def exists(self, name, *args, **kwargs):
+        Wrapper.calls += 1
+        return super().exists(name, *args, **kwargs)
+
+
+class RbdDriverSeamTestCase(base.TestCase):
+    """cluster.rbd_driver() goes through rbd_utils.RBDDriver as it reads."""
+
+    def setUp(self):
+        super().setUp()
+        self.ceph = self.useFixture(fakes.CephModules())
+        self.flags(images_rbd_pool='vms', rbd_user='nova',
+                   images_rbd_ceph_conf='/c.conf', group='libvirt')
+        Wrapper.calls = 0
+
+    def test_novas_class_gives_the_shared_driver(self):
+        driver = cluster.rbd_driver()
+        self.assertIs(cluster.SharedRBDDriver, type(driver))
+        driver.exists('a')
+        cluster.rbd_driver().exists('b')
+        self.assertEqual(1, self.ceph.rados.Rados.call_count)
+
+    def test_a_mock_of_the_class_is_used_untouched(self):
+        with mock.patch.object(rbd_utils, 'RBDDriver') as substitute:
+            driver = cluster.rbd_driver(pool='p')
+        substitute.assert_called_once_with(pool='p')
+        self.assertIs(substitute.return_value, driver)
+        self.ceph.rados.Rados.assert_not_called()
+
+    def test_a_patched_method_of_novas_class_reaches_the_driver(self):
+        with mock.patch.object(rbd_utils.RBDDriver, 'clone') as clone:
+            cluster.rbd_driver().clone({'url': 'u'}, 'disk')
+        clone.assert_called_once_with({'url': 'u'}, 'disk')
+
+    def test_a_wrapper_class_keeps_its_methods_on_the_shared_connection(self):
+        fc_conf.register_opts(nova.conf.CONF)
+        self.flags(rados_op_timeout=9, group='fastclone')
+        with mock.patch.object(rbd_utils, 'RBDDriver', Wrapper):
+            first, second = cluster.rbd_driver(), cluster.rbd_driver()
+        self.assertIs(type(first), type(second))
+        self.assertIsInstance(first, Wrapper)
+        self.assertIsInstance(first, cluster.SharedConnection)
+        first.exists('a')
+        second.exists('b')
+        self.assertEqual(2, Wrapper.calls)
+        self.assertEqual(1, self.ceph.rados.Rados.call_count)
+        self.ceph.rados.Rados.return_value.shutdown.assert_not_called()
+        self.assertEqual(9, first.op_timeout)   # bounded as ours are
+        self.ceph.rados.Rados.return_value.conf_set.assert_any_call(
+            'rados_osd_op_timeout', '9')
+
+    def test_one_shared_class_per_wrapper_across_threads(self):
+        class Fresh(rbd_utils.RBDDriver):
+            pass
+        made, start = [], threading.Barrier(8)
+
+        def make():
+            start.wait()
+            made.append(cluster.shared_class(Fresh))
+        threads = [threading.Thread(target=make) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        self.assertEqual(8, len(made))
+        self.assertEqual({made[0]}, set(made))
+        self.assertIs(cluster.SharedRBDDriver,
+                      cluster.shared_class(rbd_utils.RBDDriver))

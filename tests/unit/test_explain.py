@@ -2,8 +2,8 @@
 
 import pytest
 
-from fastclone_backend import explain
-from fastclone_backend import location
+from fastclone_backend.spawn import explain
+from fastclone_backend.spawn import location
 
 FSID = 'b1e7ef2c-5a8e-4f0e-9b5a-8c3f1f0e2d11'
 OTHER_FSID = '0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d'

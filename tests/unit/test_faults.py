@@ -10,14 +10,14 @@ import pytest
 from nova.compute import utils as compute_utils
 from oslo_utils import units
 
-from fastclone_backend import cache
+from fastclone_backend.cache import degrade
+from fastclone_backend.cache import fetch
+from fastclone_backend.cache import naming
+from fastclone_backend.cache import poolspace
+from fastclone_backend.cache import populate
 from fastclone_backend import cluster
 from fastclone_backend import conf as fc_conf
-from fastclone_backend import degrade
 from fastclone_backend import exception as fc_exception
-from fastclone_backend import fetch
-from fastclone_backend import poolspace
-from fastclone_backend import populate
 from tests.unit import base
 from tests.unit import fakes
 from tests.unit import test_imagebackend as tib
@@ -237,11 +237,11 @@ class DegradeTestCase(tib.SpawnFixtures):
         self.flags(instances_path=self.useFixture(
             fixtures.TempDir()).path)
         self.ensure = self.useFixture(fixtures.MockPatch(
-            'fastclone_backend.populate.Populator.ensure',
+            'fastclone_backend.cache.populate.Populator.ensure',
             autospec=True)).mock
         self.free = self.useFixture(fixtures.MockPatch(
-            'fastclone_backend.fetch.free_bytes', autospec=True)).mock
-        cache.STATS.clear()
+            'fastclone_backend.cache.fetch.free_bytes', autospec=True)).mock
+        naming.STATS.clear()
 
     def _unavailable(self, kind):
         self.ensure.side_effect = fc_exception.CacheUnavailable(
@@ -255,14 +255,14 @@ class DegradeTestCase(tib.SpawnFixtures):
     def test_full_workdir_falls_back_where_base_has_room(self):
         self._unavailable(degrade.WORKDIR_FULL)
         self.free.return_value = 2 * units.Gi
-        with mock.patch.object(tib.imagebackend.LOG, 'warning',
+        with mock.patch.object(tib.fastrbd.LOG, 'warning',
                                autospec=True) as warning:
             self._cache(meta=self._qcow2())
         self.nova_cache.assert_called_once()
         self.assertIn("takes Nova's own download path",
                       warning.call_args[0][0])
-        self.assertEqual(1, cache.STATS['fallbacks'])
-        self.assertEqual(1, cache.STATS['fallback_workdir_full'])
+        self.assertEqual(1, naming.STATS['fallbacks'])
+        self.assertEqual(1, naming.STATS['fallback_workdir_full'])
         # Nova's closure then calls clone(): no second Glance request
         exc = self.assertRaises(tib.exception.ImageUnacceptable,
                                 self.disk.clone, mock.sentinel.ctx, IMAGE_ID)
@@ -277,8 +277,8 @@ class DegradeTestCase(tib.SpawnFixtures):
                                 meta=self._qcow2())
         self.assertIn('to fix: what', str(exc))
         self.nova_cache.assert_not_called()
-        self.assertEqual(1, cache.STATS['failed_workdir_full'])
-        self.assertEqual(0, cache.STATS['fallbacks'])
+        self.assertEqual(1, naming.STATS['failed_workdir_full'])
+        self.assertEqual(0, naming.STATS['fallbacks'])
 
     def test_full_cache_pool_shared_with_instances_fails(self):
         self._unavailable(degrade.POOL_FULL)
@@ -286,7 +286,7 @@ class DegradeTestCase(tib.SpawnFixtures):
         self.assertRaises(fc_exception.CacheUnavailable, self._cache,
                           meta=self._qcow2())
         self.nova_cache.assert_not_called()
-        self.assertEqual(1, cache.STATS['failed_pool_full'])
+        self.assertEqual(1, naming.STATS['failed_pool_full'])
 
     def test_full_separate_cache_pool_falls_back(self):
         self.flags(cache_pool='cache', group='fastclone')
@@ -294,7 +294,7 @@ class DegradeTestCase(tib.SpawnFixtures):
         self.free.return_value = 100 * units.Gi
         self._cache(meta=self._qcow2())
         self.nova_cache.assert_called_once()
-        self.assertEqual(1, cache.STATS['fallback_pool_full'])
+        self.assertEqual(1, naming.STATS['fallback_pool_full'])
 
 
 class CephTimeoutTestCase(tib.SpawnFixtures):
@@ -302,7 +302,7 @@ class CephTimeoutTestCase(tib.SpawnFixtures):
     def setUp(self):
         super().setUp()
         self.flags(rados_op_timeout=5, group='fastclone')
-        self.disk = tib.imagebackend.FastRbd(self.instance, 'disk')
+        self.disk = tib.fastrbd.FastRbd(self.instance, 'disk')
 
     def test_timed_out_clone_is_removed_and_named(self):
         self.driver['clone'].side_effect = fakes.RbdTimeout('timed out')

@@ -6,8 +6,8 @@ from unittest import mock
 
 import pytest
 
-from fastclone_backend import advice
-from fastclone_backend import flatten
+from fastclone_backend.lifecycle import advice
+from fastclone_backend.lifecycle import flatten
 
 LIST = [{'id': 't1', 'refs': {'action': 'flatten', 'pool_name': 'vms',
                               'image_name': 'a_disk'}},
@@ -18,7 +18,9 @@ LIST = [{'id': 't1', 'refs': {'action': 'flatten', 'pool_name': 'vms',
 @pytest.fixture
 def driver():
     drv = mock.Mock(rbd_user='nova')
-    drv.handle.client.return_value.mgr_command.return_value = (
+    drv.handle.using = mock.MagicMock()
+    drv.client = drv.handle.using.return_value.__enter__.return_value
+    drv.client.mgr_command.return_value = (
         0, json.dumps(LIST).encode(), '')
     return drv
 
@@ -32,21 +34,21 @@ def fresh_advice():
 def test_in_flight_lists_only_flatten_tasks(driver):
     assert flatten.in_flight(driver) == {'vms/a_disk'}
     (cmd, inbuf), kwargs = \
-        driver.handle.client.return_value.mgr_command.call_args
+        driver.client.mgr_command.call_args
     assert json.loads(cmd) == {'prefix': 'rbd task list', 'format': 'json'}
     assert kwargs == {'timeout': flatten.MGR_TIMEOUT}
 
 
 def test_submit_returns_the_task_id(driver):
-    driver.handle.client.return_value.mgr_command.return_value = (
+    driver.client.mgr_command.return_value = (
         0, b'{"id": "t9", "refs": {}}', '')
     assert flatten.submit(driver, 'vms/c_disk') == 't9'
-    (cmd, _), _ = driver.handle.client.return_value.mgr_command.call_args
+    (cmd, _), _ = driver.client.mgr_command.call_args
     assert json.loads(cmd)['image_spec'] == 'vms/c_disk'
 
 
 def test_refused_caps_are_advised_once(driver):
-    driver.handle.client.return_value.mgr_command.return_value = (
+    driver.client.mgr_command.return_value = (
         -errno.EACCES, b'', 'access denied')
     with mock.patch.object(advice.LOG, 'warning', autospec=True) as warning:
         assert flatten.submit(driver, 'vms/a_disk') is None

@@ -1,13 +1,20 @@
-"""glancerecord.show: Nova's image dict in one Glance request."""
+"""glancerecord.show: Nova's image dict in one bounded Glance request."""
 
 from unittest import mock
 
 import fixtures
 import glanceclient.exc
+import nova.conf
 from nova import context as nova_context
 from nova import exception
+import requests
 
-from fastclone_backend import glancerecord
+from fastclone_backend import conf as fc_conf
+from fastclone_backend import exception as fc_exception
+from fastclone_backend import glanceapi
+from fastclone_backend.lifecycle import glancestate
+from fastclone_backend.lifecycle import policy
+from fastclone_backend.spawn import glancerecord
 from tests.unit import base
 
 IMAGE_ID = '7d1f3c2a-9b8e-4f6d-a5c4-3b2a19087f6e'
@@ -29,23 +36,30 @@ BODY = {'id': IMAGE_ID, 'name': 'cirros', 'status': 'active',
 class ShowTestCase(base.TestCase):
     def setUp(self):
         super().setUp()
-        glancerecord._SCHEMAS.clear()
-        self.addCleanup(glancerecord._SCHEMAS.clear)
-        self.client = mock.Mock(api_server='http://glance')
-        self.client.call.side_effect = self._call
-        service = mock.Mock(_client=self.client)
+        fc_conf.register_opts(nova.conf.CONF)
+        glanceapi._SCHEMAS.clear()
+        self.addCleanup(glanceapi._SCHEMAS.clear)
+        self.http = mock.Mock(name='http_client')
+        self.http.get.side_effect = self._get
+        self.wrapper = mock.Mock(api_server='http://glance', client=None)
+        self.wrapper._create_onetime_client.return_value = mock.Mock(
+            http_client=self.http)
+        service = mock.Mock(_client=self.wrapper)
         self.useFixture(fixtures.MockPatch(
             'nova.virt.libvirt.imagebackend.IMAGE_API'
             '._get_session_and_image_id', return_value=(service, IMAGE_ID)))
         self.ctx = nova_context.RequestContext('u', 'p', auth_token='t')
         self.error = None
+        self.sleep = self.useFixture(fixtures.MockPatch(
+            'fastclone_backend.glanceapi.time.sleep')).mock
 
-    def _call(self, context, version, method, controller=None, args=()):
-        if controller == 'schemas':
-            return mock.Mock(raw=mock.Mock(return_value=SCHEMA))
+    def _get(self, path, **kwargs):
+        self.assertEqual({'timeout': 60}, kwargs)   # the default bound
+        if path == '/v2/schemas/image':
+            return mock.Mock(), SCHEMA
         if self.error:
             raise self.error
-        self.assertEqual(('http_client', 'get'), (controller, method))
+        self.assertEqual('/v2/images/%s' % IMAGE_ID, path)
         return mock.Mock(), dict(BODY)
 
     def test_same_dict_as_novas_get_with_locations(self):
@@ -62,12 +76,90 @@ class ShowTestCase(base.TestCase):
     def test_schema_fetched_once_per_endpoint(self):
         glancerecord.show(self.ctx, IMAGE_ID)
         glancerecord.show(self.ctx, IMAGE_ID)
-        controllers = [c.kwargs.get('controller')
-                       for c in self.client.call.call_args_list]
-        self.assertEqual(['http_client', 'schemas', 'http_client'],
-                         controllers)
+        paths = [c.args[0] for c in self.http.get.call_args_list]
+        self.assertEqual(['/v2/images/' + IMAGE_ID, '/v2/schemas/image',
+                          '/v2/images/' + IMAGE_ID], paths)
 
     def test_not_found_is_novas(self):
         self.error = glanceclient.exc.HTTPNotFound()
         self.assertRaises(exception.ImageNotFound, glancerecord.show,
                           self.ctx, IMAGE_ID)
+
+    def _timed_out(self):
+        # what glanceclient makes of keystoneauth's ConnectTimeout, itself
+        # made of requests' ReadTimeout
+        try:
+            try:
+                raise requests.exceptions.ReadTimeout('Read timed out.')
+            except requests.exceptions.ReadTimeout:
+                raise glanceclient.exc.InvalidEndpoint(
+                    'Error communicating with http://glance/v2/images/x')
+        except glanceclient.exc.InvalidEndpoint as e:
+            return e
+
+    def test_timeout_names_image_and_stage_and_is_not_retried(self):
+        self.error = self._timed_out()
+        exc = self.assertRaises(fc_exception.GlanceTimeout,
+                                glancerecord.show, self.ctx, IMAGE_ID)
+        self.assertTrue(str(exc).startswith(
+            'Image %s: Glance did not answer within 60 s ([fastclone] '
+            'glance_timeout) while reading the image record for a spawn: '
+            % IMAGE_ID), str(exc))
+        self.assertEqual(1, self.http.get.call_count)
+
+    def test_connection_failure_is_retried_as_nova_does(self):
+        self.flags(num_retries=2, group='glance')
+        errors = [glanceclient.exc.CommunicationError('refused')] * 2
+
+        def flaky(path, **kwargs):
+            if errors and path != '/v2/schemas/image':
+                raise errors.pop()
+            return self._get(path, **kwargs)
+        self.http.get.side_effect = flaky
+        self.assertEqual(IMAGE_ID, glancerecord.show(self.ctx,
+                                                     IMAGE_ID)['id'])
+        self.assertEqual(2, self.sleep.call_count)
+
+    def test_no_bound_when_set_to_zero(self):
+        self.flags(glance_timeout=0, group='fastclone')
+        self.http.get.side_effect = lambda path, **kw: (
+            (mock.Mock(), SCHEMA) if 'schemas' in path else
+            (mock.Mock(), dict(BODY, kwargs=str(kw))))
+        image = glancerecord.show(self.ctx, IMAGE_ID)
+        self.assertEqual('{}', image['properties']['kwargs'])
+
+    def test_read_timeout_in_a_streamed_body(self):
+        def body():
+            yield b'x'
+            try:
+                raise TimeoutError('timed out')
+            except TimeoutError:
+                raise requests.exceptions.ConnectionError(
+                    'HTTPConnectionPool: Read timed out.')
+        got = []
+        exc = self.assertRaises(
+            fc_exception.GlanceTimeout, lambda: got.extend(
+                glanceapi.chunks(body(), IMAGE_ID, 'downloading it')))
+        self.assertEqual([b'x'], got)
+        self.assertIn('while downloading it', str(exc))
+
+
+class GlanceStateTestCase(base.TestCase):
+    """Only a well-formed image id is asked about, and can be deleted."""
+
+    def test_names_that_are_no_image_id_are_not_asked(self):
+        with mock.patch.object(glanceapi, 'show', autospec=True,
+                               side_effect=exception.ImageNotFound(
+                                   image_id='x')) as show:
+            found = glancestate.states('ctx', ['notaglanceid', IMAGE_ID,
+                                               'fastclone-base-x'])
+        self.assertEqual({IMAGE_ID: policy.DELETED}, found)
+        self.assertEqual([IMAGE_ID], [c.args[1] for c in
+                                      show.call_args_list])
+
+    def test_a_timeout_decides_nothing(self):
+        with mock.patch.object(glanceapi, 'show', autospec=True,
+                               side_effect=fc_exception.GlanceTimeout(
+                                   image=IMAGE_ID, timeout=1, doing='x',
+                                   cause='y')):
+            self.assertEqual({}, glancestate.states('ctx', [IMAGE_ID]))

@@ -10,7 +10,7 @@ from nova.virt.libvirt import imagebackend as nova_imagebackend
 
 from fastclone_backend import exception as fc_exception
 from fastclone_backend import hook
-from fastclone_backend import imagebackend
+from fastclone_backend.spawn import fastrbd
 from tests.unit import base
 from tests.unit import fakes
 
@@ -90,8 +90,8 @@ class HookTestCase(base.TestCase):
     def test_backend_maps_rbd_and_fastrbd(self):
         hook.install()
         backend = nova_imagebackend.Backend(False)
-        self.assertIs(imagebackend.FastRbd, backend.backend('rbd'))
-        self.assertIs(imagebackend.FastRbd, backend.backend('fastrbd'))
+        self.assertIs(fastrbd.FastRbd, backend.backend('rbd'))
+        self.assertIs(fastrbd.FastRbd, backend.backend('fastrbd'))
         self.assertIs(nova_imagebackend.Qcow2, backend.backend('qcow2'))
 
     def test_apply_config_overrides_fastrbd(self):
@@ -100,6 +100,24 @@ class HookTestCase(base.TestCase):
         hook.apply_config(hook_conf())
         self.assertEqual('rbd', hook_conf().libvirt.images_type)
         self.assertEqual('fastrbd', hook._state['requested'])
+
+    def test_apply_config_is_idempotent(self):
+        hook.install()
+        self.flags(images_type='fastrbd', group='libvirt')
+        for _ in range(3):
+            hook.apply_config(hook_conf())
+        self.assertEqual('rbd', hook_conf().libvirt.images_type)
+        self.assertEqual('fastrbd', hook._state['requested'])
+        self.assertIn('fastclone', hook_conf())
+
+    def test_apply_config_after_a_new_request_follows_it(self):
+        hook.install()
+        self.flags(images_type='fastrbd', group='libvirt')
+        hook.apply_config(hook_conf())
+        self.flags(images_type='qcow2', group='libvirt')
+        hook.apply_config(hook_conf())
+        self.assertEqual('qcow2', hook_conf().libvirt.images_type)
+        self.assertEqual('qcow2', hook._state['requested'])
 
     def test_apply_config_leaves_other_types(self):
         self.flags(images_type='qcow2', group='libvirt')
@@ -118,7 +136,7 @@ class HookTestCase(base.TestCase):
         self.flags(images_type='fastrbd', group='libvirt')
         hook.apply_config(hook_conf())
         with mock.patch.object(hook.LOG, 'info', autospec=True) as info, \
-                mock.patch('fastclone_backend.workdir.sweep_quietly',
+                mock.patch('fastclone_backend.cache.workdir.sweep_quietly',
                            autospec=True) as sweep:
             nova_imagebackend.Backend(False)
             nova_imagebackend.Backend(False)

@@ -10,8 +10,8 @@ from oslo_utils import units
 
 from fastclone_backend import cluster
 from fastclone_backend import exception as fc_exception
-from fastclone_backend import imagebackend
-from fastclone_backend import snapfacts
+from fastclone_backend.spawn import fastrbd
+from fastclone_backend.spawn import snapfacts
 from tests.unit import base
 from tests.unit import fakes
 
@@ -44,7 +44,7 @@ class CloneFixtures(base.TestCase):
             autospec=True, return_value=2)).mock
         self.flags(images_rbd_pool='vms', rbd_user='nova',
                    images_rbd_ceph_conf='/c.conf', group='libvirt')
-        imagebackend.fc_conf.register_opts(imagebackend.CONF)
+        fastrbd.fc_conf.register_opts(fastrbd.CONF)
         # the refusal paths; the cache has FastRbdCacheTestCase
         self.flags(cache_enabled=False, group='fastclone')
         self.instance = objects.Instance(
@@ -53,7 +53,7 @@ class CloneFixtures(base.TestCase):
         self.image_api = self.useFixture(fixtures.MockPatch(
             'nova.virt.libvirt.imagebackend.IMAGE_API')).mock
         self.show = self.useFixture(fixtures.MockPatch(
-            'fastclone_backend.glancerecord.show', autospec=True)).mock
+            'fastclone_backend.spawn.glancerecord.show', autospec=True)).mock
         self.driver = {}
         for name, value in (('get_fsid', FSID), ('clone', None),
                             ('size', units.Gi),
@@ -61,7 +61,7 @@ class CloneFixtures(base.TestCase):
             self.driver[name] = self.useFixture(fixtures.MockPatch(
                 'fastclone_backend.cluster.SharedRBDDriver.' + name,
                 autospec=True, return_value=value)).mock
-        self.disk = imagebackend.FastRbd(self.instance, 'disk')
+        self.disk = fastrbd.FastRbd(self.instance, 'disk')
 
     def _fetch(self, meta, **kwargs):
         self.show.return_value = meta
@@ -83,6 +83,14 @@ class FastRbdCloneTestCase(CloneFixtures):
         self.driver['resize'].assert_called_once_with(
             self.disk.rbd_name, 2 * units.Gi)
         self.assertIsInstance(self.disk.driver, cluster.SharedRBDDriver)
+
+    def test_driver_comes_through_novas_seam(self):
+        # what replaces rbd_utils.RBDDriver (Nova's tests, a wrapper) is the
+        # driver of the disk and of its source lookups, as for Nova's Rbd
+        with mock.patch.object(fakes.rbd_utils, 'RBDDriver') as substitute:
+            disk = fastrbd.FastRbd(self.instance, 'disk')
+        self.assertIs(substitute.return_value, disk.driver)
+        self.assertIs(disk.driver, disk.sources.driver)
 
     def test_nova_checks_after_the_clone_need_no_round_trip(self):
         self._fetch(_meta(GOOD))
@@ -180,18 +188,18 @@ class FastRbdCloneTestCase(CloneFixtures):
 
     def _location_api(self, result=None, error=None):
         session = mock.Mock()
-        session._client.call.return_value = result
-        session._client.call.side_effect = error
+        http = session._client.client.http_client
+        http.get.return_value = (mock.Mock(), result)
+        http.get.side_effect = error
         self.image_api._get_session_and_image_id.return_value = (
             session, IMAGE_ID)
-        return session._client.call
+        return http.get
 
     def test_location_api_used_when_record_has_none(self):
         call = self._location_api(result=[{'url': GOOD, 'metadata': {}}])
         self._fetch(_meta())
-        call.assert_called_once_with(mock.sentinel.ctx, 2,
-                                     'get_image_locations',
-                                     args=(IMAGE_ID,))
+        call.assert_called_once_with('/v2/images/%s/locations' % IMAGE_ID,
+                                     timeout=60)
         self.driver['clone'].assert_called_once_with(
             {'url': GOOD}, self.disk.rbd_name)
 
@@ -252,9 +260,9 @@ class FastRbdCloneTestCase(CloneFixtures):
 
     def test_flavor_root_bytes(self):
         self.assertEqual(2 * units.Gi,
-                         imagebackend.flavor_root_bytes(self.instance))
-        self.assertEqual(0, imagebackend.flavor_root_bytes(None))
-        self.assertEqual(0, imagebackend.flavor_root_bytes(
+                         fastrbd.flavor_root_bytes(self.instance))
+        self.assertEqual(0, fastrbd.flavor_root_bytes(None))
+        self.assertEqual(0, fastrbd.flavor_root_bytes(
             objects.Instance(uuid=self.instance.uuid)))
 
 
@@ -268,9 +276,9 @@ class FastRbdCacheTestCase(base.TestCase):
         self.image_api = self.useFixture(fixtures.MockPatch(
             'nova.virt.libvirt.imagebackend.IMAGE_API')).mock
         self.show = self.useFixture(fixtures.MockPatch(
-            'fastclone_backend.glancerecord.show', autospec=True)).mock
+            'fastclone_backend.spawn.glancerecord.show', autospec=True)).mock
         self.ensure = self.useFixture(fixtures.MockPatch(
-            'fastclone_backend.populate.Populator.ensure',
+            'fastclone_backend.cache.populate.Populator.ensure',
             autospec=True)).mock
         self.driver = {}
         for name in ('get_fsid', 'clone', 'resize', 'remove_image'):
@@ -281,7 +289,7 @@ class FastRbdCacheTestCase(base.TestCase):
         self.instance = objects.Instance(
             uuid='a1b2c3d4-0000-4000-8000-000000000002',
             flavor=objects.Flavor(root_gb=3))
-        self.disk = imagebackend.FastRbd(self.instance, 'disk')
+        self.disk = fastrbd.FastRbd(self.instance, 'disk')
         self.base_url = 'rbd://%s/vms/fastclone-base-%s/snap' % (FSID,
                                                                  IMAGE_ID)
 
@@ -315,9 +323,9 @@ class FastRbdCacheTestCase(base.TestCase):
         self.driver['clone'].side_effect = fakes.RbdImageNotFound('gone')
         self.assertRaises(fakes.RbdImageNotFound, self.disk.clone,
                           mock.sentinel.ctx, IMAGE_ID)
-        self.assertEqual(imagebackend.CLONE_ATTEMPTS,
+        self.assertEqual(fastrbd.CLONE_ATTEMPTS,
                          self.ensure.call_count)
-        self.assertEqual(imagebackend.CLONE_ATTEMPTS,
+        self.assertEqual(fastrbd.CLONE_ATTEMPTS,
                          self.driver['clone'].call_count)
         self.driver['resize'].assert_not_called()
 
@@ -346,14 +354,15 @@ class FastRbdCacheTestCase(base.TestCase):
             image=IMAGE_ID, reason='gave up after 1800s')
         exc = self.assertRaises(exception.ImageUnacceptable,
                                 self.disk.clone, mock.sentinel.ctx, IMAGE_ID)
-        self.assertIn('gave up after 1800s', str(exc))
+        self.assertEqual('Image %s is unacceptable: cached base image: gave '
+                         'up after 1800s' % IMAGE_ID, str(exc))
 
     def test_trusted_raw_location_never_touches_the_cache(self):
         self.show.return_value = _meta(GOOD)
         facts = snapfacts.Facts(snap_id=7, size=units.Gi, protected=True,
                                 detected='raw')
-        with mock.patch.object(self.disk, '_snapshot_facts', autospec=True,
-                               return_value=facts):
+        with mock.patch.object(self.disk.sources, 'snapshot_facts',
+                               autospec=True, return_value=facts):
             self.disk.clone(mock.sentinel.ctx, IMAGE_ID)
         self.ensure.assert_not_called()
 
@@ -428,7 +437,7 @@ class SpawnPathTestCase(SpawnFixtures):
     def test_refused_image_never_goes_to_the_cache(self):
         self.flags(cache_enabled=True, group='fastclone')
         ensure = self.useFixture(fixtures.MockPatch(
-            'fastclone_backend.populate.Populator.ensure',
+            'fastclone_backend.cache.populate.Populator.ensure',
             autospec=True)).mock
         self._snapshot_holds_qcow2()
         self.assertRaises(exception.ImageUnacceptable, self._cache)
@@ -438,7 +447,7 @@ class SpawnPathTestCase(SpawnFixtures):
         # not ImageUnacceptable: Nova reschedules the build to another host
         self.flags(cache_enabled=True, group='fastclone')
         self.useFixture(fixtures.MockPatch(
-            'fastclone_backend.populate.Populator.ensure', autospec=True,
+            'fastclone_backend.cache.populate.Populator.ensure', autospec=True,
             side_effect=fc_exception.DownloadInterrupted(
                 image=IMAGE_ID, done=3, expected=10, cause='EOF')))
         exc = self.assertRaises(fc_exception.DownloadInterrupted,
@@ -457,10 +466,13 @@ class SpawnPathTestCase(SpawnFixtures):
 
     def test_content_is_inspected_once_per_process(self):
         self._cache()
-        self.disk = imagebackend.FastRbd(self.instance, 'disk2')
+        self.disk = fastrbd.FastRbd(self.instance, 'disk2')
         self.ceph.rbd.Image.reset_mock()
-        self._cache()
+        with mock.patch.object(snapfacts, 'still_true', autospec=True,
+                               return_value=True) as checked:
+            self._cache()
         self.ceph.rbd.Image.assert_not_called()
+        checked.assert_called_once()   # two reads, no image open
         self.assertEqual(2, self.driver['clone'].call_count)
 
     def test_not_clonable_with_cache_off_is_novas_download(self):
@@ -497,4 +509,4 @@ def test_nova_still_names_its_clone_closure():
     source = pyinspect.getsource(
         driver.LibvirtDriver._create_and_inject_local_root)
     assert 'def clone_fallback_to_fetch(' in source
-    assert imagebackend.is_nova_clone(clone_fallback_to_fetch)
+    assert fastrbd.is_nova_clone(clone_fallback_to_fetch)

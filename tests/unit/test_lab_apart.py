@@ -13,7 +13,7 @@ import fastclone_backend
 
 ENTRY_POINTS = ('fastclone_backend.cmd.compute',
                 'fastclone_backend.cmd.manage', 'fastclone_backend.hook',
-                'fastclone_backend.imagebackend')
+                'fastclone_backend.spawn.fastrbd')
 
 
 def test_entry_points_import_no_lab_code():
@@ -30,7 +30,7 @@ def test_entry_points_import_no_lab_code():
 def test_installed_package_has_no_lab_modules():
     names = {m.name for m in pkgutil.walk_packages(
         fastclone_backend.__path__, 'fastclone_backend.')}
-    assert 'fastclone_backend.imagebackend' in names
+    assert 'fastclone_backend.spawn.fastrbd' in names
     lab_only = {'fastclone_backend.novaflow', 'fastclone_backend.labkit',
                 'fastclone_backend.cmd.demo'}
     assert names & lab_only == set()

@@ -17,7 +17,11 @@ class _Ioctx:
     def __init__(self):
         self.holder = None
         self.calls = []
+        self.notified = []
         self.renewed = threading.Event()
+
+    def notify(self, obj, msg, timeout_ms):
+        self.notified.append((obj, self.holder))
 
     def lock_exclusive(self, obj, name, cookie, desc, duration, flags=0):
         self.calls.append((obj, name, cookie, desc, duration, flags))
@@ -161,3 +165,31 @@ def test_hold_releases_when_the_body_raises():
             assert ioctx.holder == held.cookie
             raise ValueError('population failed')
     assert ioctx.holder is None
+
+
+def test_release_wakes_the_waiters_once_the_lock_is_free():
+    ioctx = _Ioctx()
+    with fc_lease.hold(ioctx, OBJ, 3, _rados(), name='populate'):
+        pass
+    assert ioctx.notified == [(OBJ, None)]   # notified after the unlock
+
+
+def test_a_failed_population_wakes_the_waiters_too():
+    ioctx = _Ioctx()
+    with pytest.raises(ValueError):
+        with fc_lease.hold(ioctx, OBJ, 3, _rados(), name='populate'):
+            raise ValueError('population failed')
+    assert ioctx.notified == [(OBJ, None)]
+
+
+def test_a_fenced_holder_loses_the_lease_at_once():
+    ioctx = _Ioctx()
+    clock = fakes.Clock()
+    lease = _held_by_hand(ioctx, clock)
+    ioctx.lock_exclusive = mock.Mock(
+        side_effect=fakes.RadosBlocklisted('blocklisted'))
+    assert not lease.renew()
+    assert lease.lost and lease.fenced and not lease.unanswered
+    ioctx.unlock = mock.Mock(side_effect=fakes.RadosBlocklisted('b'))
+    lease.release()
+    assert ioctx.notified == []   # a fenced client can notify no more

@@ -6,14 +6,14 @@ from unittest import mock
 import fixtures
 from nova.virt.libvirt import driver as libvirt_driver
 
-from fastclone_backend import basestore
-from fastclone_backend import cache
+from fastclone_backend.cache import basestore
+from fastclone_backend.cache import naming
 from fastclone_backend import cluster
 from fastclone_backend import conf as fc_conf
-from fastclone_backend import flatten
 from fastclone_backend import hook
-from fastclone_backend import lifecycle
-from fastclone_backend import policy
+from fastclone_backend.lifecycle import flatten
+from fastclone_backend.lifecycle import policy
+from fastclone_backend.lifecycle import runner
 from tests.unit import base
 from tests.unit import fakes
 
@@ -34,34 +34,34 @@ class RunPassTestCase(base.TestCase):
         self.ceph = self.useFixture(fakes.CephModules())
         self.flags(images_rbd_pool='vms', group='libvirt')
         self.flags(manager_interval=2400, group='image_cache')
-        fc_conf.register_opts(lifecycle.CONF)
+        fc_conf.register_opts(runner.CONF)
         self.ioctx = self.ceph.rados.Rados.return_value.open_ioctx.return_value
         self.survey = self.useFixture(fixtures.MockPatchObject(
             basestore.BaseStore, 'survey', autospec=True,
             return_value=[])).mock
         self.run = self.useFixture(fixtures.MockPatchObject(
-            lifecycle.Pass, 'run', autospec=True,
+            runner.Pass, 'run', autospec=True,
             return_value=dict(REPORT))).mock
         self.read = self.useFixture(fixtures.MockPatchObject(
-            lifecycle.Records, 'read', autospec=True, return_value={})).mock
+            runner.Records, 'read', autospec=True, return_value={})).mock
         self.write = self.useFixture(fixtures.MockPatchObject(
-            lifecycle.Records, 'write', autospec=True)).mock
+            runner.Records, 'write', autospec=True)).mock
 
     def _last_pass(self, seconds_ago):
-        self.read.return_value = {lifecycle.LAST_PASS: {
+        self.read.return_value = {runner.LAST_PASS: {
             'at': time.time() - seconds_ago, 'host': 'compute-2',
             'report': REPORT}}
 
     def _run_pass(self, **kwargs):
-        return lifecycle.run_pass(mock.sentinel.ctx,
-                                  cluster.SharedRBDDriver(), **kwargs)
+        return runner.run_pass(mock.sentinel.ctx,
+                               cluster.SharedRBDDriver(), **kwargs)
 
     def test_another_host_holds_the_lease(self):
         self.ioctx.lock_exclusive.side_effect = fakes.RadosObjectBusy('busy')
         self.assertEqual({'ran': False, 'why': 'another host is running it'},
                          self._run_pass(force=True))
         self.ioctx.lock_exclusive.assert_called_once_with(
-            cache.LIFECYCLE_OBJECT, 'lifecycle', mock.ANY,
+            naming.LIFECYCLE_OBJECT, 'lifecycle', mock.ANY,
             desc='fastclone-backend lifecycle pass', duration=10, flags=0)
         self.read.assert_not_called()
         self.run.assert_not_called()
@@ -73,13 +73,13 @@ class RunPassTestCase(base.TestCase):
         result = self._run_pass()
         self.assertFalse(result['ran'])
         self.assertRegex(result['why'], r'^ran at \d+ on compute-2$')
-        self.read.assert_called_once_with(lifecycle.LAST_PASS)
+        self.read.assert_called_once_with(runner.LAST_PASS)
         self.run.assert_not_called()
         self.survey.assert_not_called()
         self.write.assert_not_called()
         cookie = self.ioctx.lock_exclusive.call_args[0][2]
         self.ioctx.unlock.assert_called_once_with(
-            cache.LIFECYCLE_OBJECT, 'lifecycle', cookie)
+            naming.LIFECYCLE_OBJECT, 'lifecycle', cookie)
 
     def test_interval_below_a_minute_counts_as_a_minute(self):
         self.flags(manager_interval=0, group='image_cache')
@@ -98,9 +98,9 @@ class RunPassTestCase(base.TestCase):
         self.assertEqual(REPORT, self._run_pass())
         self.assertEqual(1, self.run.call_count)
         (values,), _ = self.write.call_args
-        self.assertEqual([lifecycle.LAST_PASS], list(values))
-        self.assertGreaterEqual(values[lifecycle.LAST_PASS]['at'], before)
-        self.assertEqual(REPORT, values[lifecycle.LAST_PASS]['report'])
+        self.assertEqual([runner.LAST_PASS], list(values))
+        self.assertGreaterEqual(values[runner.LAST_PASS]['at'], before)
+        self.assertEqual(REPORT, values[runner.LAST_PASS]['report'])
 
     def test_first_pass_ever_runs(self):
         self.assertTrue(self._run_pass()['ran'])
@@ -111,23 +111,23 @@ class TrackTestCase(base.TestCase):
 
     def setUp(self):
         super().setUp()
-        fc_conf.register_opts(lifecycle.CONF)
-        self.records = mock.create_autospec(lifecycle.Records, instance=True)
+        fc_conf.register_opts(runner.CONF)
+        self.records = mock.create_autospec(runner.Records, instance=True)
         self.records.read.return_value = {}
         self.submit = self.useFixture(fixtures.MockPatchObject(
             flatten, 'submit', autospec=True)).mock
-        self.pass_ = lifecycle.Pass(mock.sentinel.ctx, mock.sentinel.driver,
-                                    mock.sentinel.store, self.records)
+        self.pass_ = runner.Pass(mock.sentinel.ctx, mock.sentinel.driver,
+                                 mock.sentinel.store, self.records)
 
     def test_lost_task_queued_again_with_one_more_attempt(self):
-        key = lifecycle.FLATTEN_KEY + VM1
+        key = runner.FLATTEN_KEY + VM1
         self.records.read.return_value = {key: {
             'task': 'task-1', 'at': 1.0, 'why': WHY, 'attempts': 2}}
         self.submit.return_value = 'task-2'
-        with mock.patch.object(lifecycle.LOG, 'warning',
+        with mock.patch.object(runner.LOG, 'warning',
                                autospec=True) as warning:
             self.pass_._track([(VM1, WHY)], set())
-        self.records.read.assert_called_once_with(lifecycle.FLATTEN_KEY)
+        self.records.read.assert_called_once_with(runner.FLATTEN_KEY)
         self.submit.assert_called_once_with(mock.sentinel.driver, VM1)
         self.records.write.assert_called_once_with({key: {
             'task': 'task-2', 'at': mock.ANY, 'why': WHY, 'attempts': 3}})
@@ -139,11 +139,11 @@ class TrackTestCase(base.TestCase):
         self.submit.return_value = 'task-1'
         self.pass_._track([(VM1, WHY)], set())
         (values,), _ = self.records.write.call_args
-        self.assertEqual(1, values[lifecycle.FLATTEN_KEY + VM1]['attempts'])
+        self.assertEqual(1, values[runner.FLATTEN_KEY + VM1]['attempts'])
 
     def test_records_of_finished_tasks_dropped(self):
-        done, running = (lifecycle.FLATTEN_KEY + VM1,
-                         lifecycle.FLATTEN_KEY + VM2)
+        done, running = (runner.FLATTEN_KEY + VM1,
+                         runner.FLATTEN_KEY + VM2)
         self.records.read.return_value = {
             done: {'task': 'task-1', 'attempts': 1},
             running: {'task': 'task-2', 'attempts': 1}}
@@ -160,7 +160,7 @@ class TrackTestCase(base.TestCase):
                           mock.call(mock.sentinel.driver, VM2)],
                          self.submit.call_args_list)
         (values,), _ = self.records.write.call_args
-        self.assertEqual([lifecycle.FLATTEN_KEY + VM1], list(values))
+        self.assertEqual([runner.FLATTEN_KEY + VM1], list(values))
         self.assertEqual([VM1], self.pass_.report['flatten'])
 
     def test_nothing_written_when_every_submission_is_refused(self):
@@ -174,16 +174,16 @@ class ActOnBasesTestCase(base.TestCase):
 
     def setUp(self):
         super().setUp()
-        fc_conf.register_opts(lifecycle.CONF)
+        fc_conf.register_opts(runner.CONF)
         self.store = mock.create_autospec(basestore.BaseStore,
                                           instance=True)
         self.store.pool = 'vms'
-        self.pass_ = lifecycle.Pass(mock.sentinel.ctx, mock.sentinel.driver,
-                                    self.store, mock.sentinel.records)
+        self.pass_ = runner.Pass(mock.sentinel.ctx, mock.sentinel.driver,
+                                 self.store, mock.sentinel.records)
 
     def test_base_retired_elsewhere_meanwhile_is_skipped(self):
-        gone = cache.base_name(IMAGE)
-        mine = cache.base_name(OTHER)
+        gone = naming.base_name(IMAGE)
+        mine = naming.base_name(OTHER)
         plan = policy.Plan(retire=[(gone, 'deleted'), (mine, 'deleted')],
                            remove=[(gone, 'deleted'), (mine, 'deleted')])
         self.store.retire.side_effect = [None, 'retired-mine']
@@ -196,8 +196,8 @@ class ActOnBasesTestCase(base.TestCase):
         self.assertEqual({}, pinned)
 
     def test_retired_base_with_clones_is_pinned(self):
-        base = cache.base_name(IMAGE)
-        new = cache.retired_name(IMAGE, 'ab12cd34')
+        base = naming.base_name(IMAGE)
+        new = naming.retired_name(IMAGE, 'ab12cd34')
         plan = policy.Plan(retire=[(base, 'deleted')])
         self.store.retire.return_value = new
         pinned = self.pass_._act_on_bases(
@@ -211,7 +211,7 @@ class DryRunTestCase(base.TestCase):
 
     def setUp(self):
         super().setUp()
-        fc_conf.register_opts(lifecycle.CONF)
+        fc_conf.register_opts(runner.CONF)
         self.flags(images_rbd_pool='vms', group='libvirt')
         self.flags(flatten_retired_clones=True, clone_max_depth=0,
                    group='fastclone')
@@ -222,17 +222,17 @@ class DryRunTestCase(base.TestCase):
             flatten, 'in_flight', autospec=True, return_value=set())).mock
         self.submit = self.useFixture(fixtures.MockPatchObject(
             flatten, 'submit', autospec=True)).mock
-        self.pass_ = lifecycle.Pass(mock.sentinel.ctx, mock.sentinel.driver,
-                                    self.store, mock.sentinel.records)
+        self.pass_ = runner.Pass(mock.sentinel.ctx, mock.sentinel.driver,
+                                 self.store, mock.sentinel.records)
 
     def _plan(self, bases, plan):
         self.useFixture(fixtures.MockPatchObject(
-            lifecycle.Pass, 'survey_and_plan', autospec=True,
+            runner.Pass, 'survey_and_plan', autospec=True,
             return_value=(bases, [], {}, plan)))
 
     def test_rows_for_each_decision_and_no_action(self):
-        base = cache.base_name(IMAGE)
-        unused = cache.base_name(OTHER)
+        base = naming.base_name(IMAGE)
+        unused = naming.base_name(OTHER)
         self._plan([policy.Base(base, children=(VM1,)),
                     policy.Base(unused)],
                    policy.Plan(retire=[(base, 'image deleted in Glance'),
@@ -258,12 +258,12 @@ class DryRunTestCase(base.TestCase):
 class PeriodicPassTestCase(base.TestCase):
 
     def test_failure_is_logged_not_raised(self):
-        with mock.patch.object(lifecycle, 'run_pass', autospec=True,
+        with mock.patch.object(runner, 'run_pass', autospec=True,
                                side_effect=RuntimeError('mgr down')) as run, \
-                mock.patch.object(lifecycle.LOG, 'exception',
+                mock.patch.object(runner.LOG, 'exception',
                                   autospec=True) as log:
-            self.assertIsNone(lifecycle.periodic_pass(mock.sentinel.ctx,
-                                                      mock.sentinel.driver))
+            self.assertIsNone(runner.periodic_pass(mock.sentinel.ctx,
+                                                   mock.sentinel.driver))
         run.assert_called_once_with(mock.sentinel.ctx, mock.sentinel.driver)
         self.assertEqual(1, log.call_count)
 
@@ -283,10 +283,10 @@ class ManageImageCacheHookTestCase(base.TestCase):
             libvirt_driver.LibvirtDriver, 'manage_image_cache',
             self.original))
         self.periodic = self.useFixture(fixtures.MockPatchObject(
-            lifecycle, 'periodic_pass', autospec=True,
+            runner, 'periodic_pass', autospec=True,
             side_effect=lambda *a: self.order.append('fastclone'))).mock
         self.sweep = self.useFixture(fixtures.MockPatch(
-            'fastclone_backend.workdir.sweep_quietly', autospec=True,
+            'fastclone_backend.cache.workdir.sweep_quietly', autospec=True,
             side_effect=lambda *a: self.order.append('sweep'))).mock
         self.addCleanup(hook.uninstall)
         hook.install()
@@ -319,3 +319,34 @@ class ManageImageCacheHookTestCase(base.TestCase):
         hook.uninstall()
         self.assertIs(self.original,
                       libvirt_driver.LibvirtDriver.manage_image_cache)
+
+
+class PruneVerdictsTestCase(base.TestCase):
+    """Verdicts go with their images: purged now, or gone from the pool."""
+
+    def setUp(self):
+        super().setUp()
+        fc_conf.register_opts(runner.CONF)
+        self.pass_ = runner.Pass(mock.sentinel.ctx, mock.sentinel.driver,
+                                 mock.sentinel.store, mock.sentinel.records)
+        self.pass_.verdicts = mock.Mock()
+        self.listed = {'images': {IMAGE}}
+        self.useFixture(fixtures.MockPatchObject(
+            runner.Pass, '_listed', autospec=True,
+            side_effect=lambda *args: self.listed.get(args[-1])))
+
+    def test_only_verdicts_of_gone_images_are_dropped(self):
+        purged = policy.TrashEntry('images', 'a1', OTHER)
+        kept = policy.TrashEntry('images', 'b2', '0' * 36)
+        self.pass_.verdict_keys = [
+            'images/%s@4' % IMAGE,            # live: kept
+            'images/%s@5' % OTHER,            # purged in this pass
+            'images/%s@6' % ('0' * 36),       # in the trash still: kept
+            'images/%s@7' % ('1' * 36),       # removed by Glance outright
+            'golden/%s@8' % ('2' * 36)]       # pool not listable: kept
+        self.pass_.report['purged'] = ['images/' + OTHER]
+        self.pass_._prune_verdicts([purged, kept], policy.Plan(
+            purge=[(purged, 'Glance image deleted, no clones left')]))
+        self.pass_.verdicts.drop.assert_called_once_with(
+            ['images/%s@5' % OTHER, 'images/%s@7' % ('1' * 36)])
+        self.assertEqual(2, self.pass_.report['verdicts_pruned'])

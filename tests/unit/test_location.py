@@ -4,7 +4,7 @@ location is refused with the reason an operator reads in the error."""
 import pytest
 
 from fastclone_backend import exception
-from fastclone_backend import location
+from fastclone_backend.spawn import location
 
 FSID = '5eca15c8-e424-4fc8-9470-1d586b91059d'
 OTHER_FSID = '0bd3a7a4-5dc6-4c9e-8a3b-7f3f8e0a1c22'

@@ -7,13 +7,13 @@ from unittest import mock
 
 import fixtures
 
-from fastclone_backend import doctor
-from fastclone_backend import explain
 from fastclone_backend.manage import app
 from fastclone_backend.manage import cephprobe
 from fastclone_backend.manage import clidoc
+from fastclone_backend.manage import doctor
 from fastclone_backend.manage import glanceprobe
 from fastclone_backend.manage import probes
+from fastclone_backend.spawn import explain
 from tests.unit import base
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
@@ -98,6 +98,17 @@ class ProbeHelpersTestCase(base.TestCase):
         self.assertTrue(cephprobe._dead('%s:999999999:ab' % host))
         self.assertFalse(cephprobe._dead('elsewhere:999999999:ab'))
         self.assertFalse(cephprobe._dead('not a cookie'))
+
+    def test_blocklist_probe_is_nobodys_address_for_a_second(self):
+        client = mock.Mock()
+        client.mon_command.return_value = (0, b'', 'blocklisting')
+        self.assertIsNone(cephprobe._blocklist_error(client))
+        cmd = json.loads(client.mon_command.call_args[0][0])
+        self.assertEqual({'prefix': 'osd blocklist', 'blocklistop': 'add',
+                          'addr': '192.0.2.1:0/1', 'expire': 1.0}, cmd)
+        client.mon_command.return_value = (-13, b'', 'access denied')
+        self.assertEqual('access denied (-13)',
+                         cephprobe._blocklist_error(client))
 
     def test_expiration(self):
         self.assertEqual(0.0, cephprobe._expires('0.000000'))

@@ -52,7 +52,7 @@ def _lab_glance_conf(tmp_path, ceph_conf):
                      re.M | re.S).group(0)
     env = dict(os.environ, GL=str(tmp_path), REPO=harness.REPO,
                FILES=os.path.join(harness.REPO, 'tools', 'lab.d'),
-               CONF=ceph_conf, GLANCE_PORT='19292')
+               CONF=ceph_conf, GLANCE_PORT='19292', GLANCE_AUTH='fakeauth')
     proc = subprocess.run(['bash', '-c', 'set -euo pipefail\n%s\n'
                            'write_glance_conf' % body], env=env,
                           capture_output=True, text=True, timeout=60)

@@ -19,12 +19,14 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(
 BIN = os.path.dirname(sys.executable)
 EXPECTED = {'clone_allowed_pools', 'clone_require_image_id_match',
             'use_location_api', 'cache_enabled', 'cache_pool',
-            'cache_lock_lease', 'cache_wait_timeout', 'cache_poll_interval',
+            'cache_lock_lease', 'cache_holder_timeout', 'cache_wait_timeout',
+            'cache_poll_interval',
             'cache_max_bytes', 'cache_max_count', 'work_dir',
             'convert_direct_to_rbd', 'convert_address_space_mib',
             'convert_cpu_seconds', 'progress_interval',
             'flatten_retired_clones', 'flatten_clones_older_than',
-            'clone_max_depth', 'flatten_max_in_flight', 'rados_op_timeout'}
+            'clone_max_depth', 'flatten_max_in_flight', 'rados_op_timeout',
+            'remove_timeout', 'import_timeout', 'glance_timeout'}
 
 
 def _entry_point(name):

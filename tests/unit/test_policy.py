@@ -4,8 +4,8 @@ import hashlib
 
 import pytest
 
-from fastclone_backend import cache
-from fastclone_backend import policy
+from fastclone_backend.cache import naming
+from fastclone_backend.lifecycle import policy
 
 NOW = 1_800_000_000.0
 DAY = 86400.0
@@ -32,9 +32,9 @@ def _meta(image_id, **kwargs):
 
 def _base(image_id, used=NOW - HOUR, size=1 << 30, children=(),
           **kwargs):
-    return policy.Base(name=cache.base_name(image_id), size=size,
+    return policy.Base(name=naming.base_name(image_id), size=size,
                        last_used=used, children=tuple(children),
-                       stored=cache.fingerprint(_meta(image_id)), **kwargs)
+                       stored=naming.fingerprint(_meta(image_id)), **kwargs)
 
 
 def _glance(*image_ids):
@@ -58,16 +58,16 @@ def test_current_base_is_kept():
 
 def test_deleted_image_retired_and_removed_when_childless():
     plan = _plan_bases([_base(CIRROS)], {CIRROS: policy.DELETED})
-    assert plan.retire == [(cache.base_name(CIRROS),
+    assert plan.retire == [(naming.base_name(CIRROS),
                             'image deleted in Glance')]
-    assert plan.remove == [(cache.base_name(CIRROS),
+    assert plan.remove == [(naming.base_name(CIRROS),
                             'image deleted in Glance')]
 
 
 def test_deleted_image_with_clones_retired_not_removed():
     plan = _plan_bases([_base(CIRROS, children=[VM1])],
                        {CIRROS: policy.DELETED})
-    assert _names(plan.retire) == [cache.base_name(CIRROS)]
+    assert _names(plan.retire) == [naming.base_name(CIRROS)]
     assert plan.remove == []
 
 
@@ -75,7 +75,7 @@ def test_deleted_image_with_clones_retired_not_removed():
 def test_image_going_away_in_glance_is_retired(status):
     plan = _plan_bases([_base(CIRROS, children=[VM1])],
                        {CIRROS: _meta(CIRROS, status=status)})
-    assert plan.retire == [(cache.base_name(CIRROS),
+    assert plan.retire == [(naming.base_name(CIRROS),
                             'image is %s in Glance' % status)]
 
 
@@ -83,7 +83,7 @@ def test_changed_data_retired():
     glance = {CIRROS: _meta(CIRROS, os_hash_value='ff' * 64)}
     plan = _plan_bases([_base(CIRROS, children=[VM1])], glance)
     ((name, why),) = plan.retire
-    assert name == cache.base_name(CIRROS)
+    assert name == naming.base_name(CIRROS)
     assert why.startswith('image data changed: os_hash_value is ')
     assert plan.remove == []
 
@@ -96,8 +96,8 @@ def test_metadata_only_change_keeps_the_base():
 
 def test_base_without_snapshot_retired_even_if_glance_is_unknown():
     plan = _plan_bases([_base(CIRROS, has_snap=False)], {})
-    assert plan.retire == [(cache.base_name(CIRROS), 'no snapshot (partial)')]
-    assert _names(plan.remove) == [cache.base_name(CIRROS)]
+    assert plan.retire == [(naming.base_name(CIRROS), 'no snapshot (partial)')]
+    assert _names(plan.remove) == [naming.base_name(CIRROS)]
 
 
 def test_unknown_to_glance_decides_nothing():
@@ -132,15 +132,15 @@ def test_unused_with_clones_is_kept():
 
 def test_unused_retirement_does_not_need_glance():
     plan = _plan_bases([_base(CIRROS, used=NOW - 2 * DAY)], {}, min_age=DAY)
-    assert _names(plan.retire) == [cache.base_name(CIRROS)]
+    assert _names(plan.retire) == [naming.base_name(CIRROS)]
 
 
 def test_deleted_and_unused_base_planned_once():
     plan = _plan_bases([_base(CIRROS, used=NOW - 2 * DAY)],
                        {CIRROS: policy.DELETED}, min_age=DAY)
-    assert plan.retire == [(cache.base_name(CIRROS),
+    assert plan.retire == [(naming.base_name(CIRROS),
                             'image deleted in Glance')]
-    assert _names(plan.remove) == [cache.base_name(CIRROS)]
+    assert _names(plan.remove) == [naming.base_name(CIRROS)]
 
 
 # ------------------------------------------------------------- LRU
@@ -153,11 +153,11 @@ def _three():
 def test_count_limit_retires_least_recently_used():
     glance = _glance(CIRROS, UBUNTU, DEBIAN)
     plan = _plan_bases(_three(), glance, max_count=2)
-    assert plan.retire == [(cache.base_name(CIRROS),
+    assert plan.retire == [(naming.base_name(CIRROS),
                             'least recently used over the cache limits')]
     plan = _plan_bases(_three(), glance, max_count=1)
-    assert _names(plan.retire) == [cache.base_name(CIRROS),
-                                   cache.base_name(DEBIAN)]
+    assert _names(plan.retire) == [naming.base_name(CIRROS),
+                                   naming.base_name(DEBIAN)]
     assert _names(plan.remove) == _names(plan.retire)
 
 
@@ -165,7 +165,7 @@ def test_bytes_limit_retires_least_recently_used():
     glance = _glance(CIRROS, UBUNTU, DEBIAN)
     limit = (2 << 30) + 1
     plan = _plan_bases(_three(), glance, max_bytes=limit)
-    assert _names(plan.retire) == [cache.base_name(CIRROS)]
+    assert _names(plan.retire) == [naming.base_name(CIRROS)]
     plan = _plan_bases(_three(), glance, max_bytes=3 << 30)
     assert plan == policy.Plan()
 
@@ -174,21 +174,21 @@ def test_limits_skip_bases_with_clones():
     bases = _three()
     bases[0] = _base(CIRROS, used=NOW - 3 * HOUR, children=[VM1, VM2])
     plan = _plan_bases(bases, _glance(CIRROS, UBUNTU, DEBIAN), max_count=2)
-    assert _names(plan.retire) == [cache.base_name(DEBIAN)]
-    assert _names(plan.remove) == [cache.base_name(DEBIAN)]
+    assert _names(plan.retire) == [naming.base_name(DEBIAN)]
+    assert _names(plan.remove) == [naming.base_name(DEBIAN)]
 
 
 def test_limits_ignore_bases_retired_for_other_reasons():
     # CIRROS is deleted: retired anyway, and no longer counted
     glance = dict(_glance(UBUNTU, DEBIAN), **{CIRROS: policy.DELETED})
     plan = _plan_bases(_three(), glance, max_count=2)
-    assert _names(plan.retire) == [cache.base_name(CIRROS)]
+    assert _names(plan.retire) == [naming.base_name(CIRROS)]
 
 
 def test_limits_never_apply_to_tmp_or_retired_images():
-    bases = [policy.Base(name=cache.tmp_name(UBUNTU, 'ab12cd34'),
+    bases = [policy.Base(name=naming.tmp_name(UBUNTU, 'ab12cd34'),
                          last_used=NOW - 5 * HOUR, locked=True),
-             policy.Base(name=cache.retired_name(DEBIAN, 'ef56ab78'),
+             policy.Base(name=naming.retired_name(DEBIAN, 'ef56ab78'),
                          last_used=NOW - 5 * HOUR, children=(VM1,)),
              _base(CIRROS)]
     plan = _plan_bases(bases, _glance(CIRROS), max_count=1)
@@ -197,8 +197,8 @@ def test_limits_never_apply_to_tmp_or_retired_images():
 
 # ------------------------------------------------------------- tmp, retired
 def test_unlocked_tmp_removed_locked_kept():
-    crashed = policy.Base(name=cache.tmp_name(CIRROS, 'ab12cd34'))
-    running = policy.Base(name=cache.tmp_name(UBUNTU, 'ef56ab78'),
+    crashed = policy.Base(name=naming.tmp_name(CIRROS, 'ab12cd34'))
+    running = policy.Base(name=naming.tmp_name(UBUNTU, 'ef56ab78'),
                           locked=True)
     plan = _plan_bases([crashed, running], {})
     assert plan.remove == [(crashed.name, 'left by a crashed population')]
@@ -206,8 +206,8 @@ def test_unlocked_tmp_removed_locked_kept():
 
 
 def test_retired_removed_once_childless():
-    gone = policy.Base(name=cache.retired_name(CIRROS, 'ab12cd34'))
-    pinned = policy.Base(name=cache.retired_name(UBUNTU, 'ef56ab78'),
+    gone = policy.Base(name=naming.retired_name(CIRROS, 'ab12cd34'))
+    pinned = policy.Base(name=naming.retired_name(UBUNTU, 'ef56ab78'),
                          children=(VM1,))
     plan = _plan_bases([gone, pinned], {CIRROS: policy.DELETED})
     assert plan.remove == [(gone.name, 'retired, no clones left')]
@@ -219,16 +219,16 @@ def test_remove_unused_false_only_retires_and_clears_tmp():
     bases = [_base(CIRROS), _base(UBUNTU, children=[VM1]),
              _base(DEBIAN, used=NOW - 30 * DAY),
              _base(FEDORA, has_snap=False),
-             policy.Base(name=cache.tmp_name(ALPINE, 'ab12cd34')),
-             policy.Base(name=cache.retired_name(ALPINE, 'ef56ab78'))]
+             policy.Base(name=naming.tmp_name(ALPINE, 'ab12cd34')),
+             policy.Base(name=naming.retired_name(ALPINE, 'ef56ab78'))]
     glance = {CIRROS: policy.DELETED, DEBIAN: _meta(DEBIAN),
               UBUNTU: _meta(UBUNTU, checksum='00' * 16)}
     plan = _plan_bases(bases, glance, remove_unused=False, max_count=1,
                        max_bytes=1, min_age=DAY)
-    assert _names(plan.retire) == [cache.base_name(CIRROS),
-                                   cache.base_name(UBUNTU),
-                                   cache.base_name(FEDORA)]
-    assert plan.remove == [(cache.tmp_name(ALPINE, 'ab12cd34'),
+    assert _names(plan.retire) == [naming.base_name(CIRROS),
+                                   naming.base_name(UBUNTU),
+                                   naming.base_name(FEDORA)]
+    assert plan.remove == [(naming.tmp_name(ALPINE, 'ab12cd34'),
                             'left by a crashed population')]
 
 
@@ -245,40 +245,43 @@ def _plan_trash(entries, glance, **rules):
 
 
 def test_trash_purges_childless_cache_images_and_deleted_images():
-    ours = _entry(cache.retired_name(CIRROS, 'ab12cd34'), pool='vms')
-    deleted = _entry(UBUNTU)
+    ours = _entry(naming.retired_name(CIRROS, 'ab12cd34'), pool='vms',
+                  owned=True)
+    deleted = _entry(UBUNTU, cloned=True)
     plan = _plan_trash([ours, deleted], {UBUNTU: policy.DELETED})
     assert plan.purge == [(ours, 'a cache image without clones'),
                           (deleted, 'Glance image deleted, no clones left')]
 
 
 def test_trash_keeps_entries_with_clones():
-    entries = [_entry(cache.base_name(CIRROS), pool='vms', children=(VM1,)),
-               _entry(UBUNTU, children=(VM2,))]
+    entries = [_entry(naming.base_name(CIRROS), pool='vms', children=(VM1,)),
+               _entry(UBUNTU, children=(VM2,), cloned=True)]
     assert _plan_trash(entries, {UBUNTU: policy.DELETED}).purge == []
 
 
 def test_trash_keeps_active_and_unknown_images():
-    entries = [_entry(UBUNTU), _entry(DEBIAN)]
+    entries = [_entry(UBUNTU, cloned=True),
+               _entry(DEBIAN, cloned=True)]
     assert _plan_trash(entries, _glance(UBUNTU)).purge == []
 
 
 def test_trash_respects_the_deferment():
-    later = _entry(UBUNTU, deferred_until=NOW + 1)
-    ended = _entry(DEBIAN, deferred_until=NOW - 1)
+    later = _entry(UBUNTU, deferred_until=NOW + 1, cloned=True)
+    ended = _entry(DEBIAN, deferred_until=NOW - 1, cloned=True)
     glance = {UBUNTU: policy.DELETED, DEBIAN: policy.DELETED}
     assert _names(_plan_trash([later, ended], glance).purge) == [ended]
 
 
 def test_trash_untouched_without_remove_unused():
-    entries = [_entry(cache.base_name(CIRROS), pool='vms'), _entry(UBUNTU)]
+    entries = [_entry(naming.base_name(CIRROS), pool='vms', owned=True),
+               _entry(UBUNTU, cloned=True)]
     plan = _plan_trash(entries, {UBUNTU: policy.DELETED},
                        remove_unused=False)
     assert plan.purge == []
 
 
 # ------------------------------------------------------------- flatten
-POOL_BASE = 'vms/' + cache.retired_name(CIRROS, 'ab12cd34')
+POOL_BASE = 'vms/' + naming.retired_name(CIRROS, 'ab12cd34')
 
 
 def _plan_flatten(clones, pinned=(), in_flight=(), **rules):
@@ -366,4 +369,46 @@ def test_min_age_zero_retires_a_base_used_this_second():
     # Nova: images younger than the minimum age are kept; 0 keeps none
     plan = _plan_bases([_base(CIRROS, used=NOW)], _glance(CIRROS),
                        min_age=0)
-    assert _names(plan.retire) == [cache.base_name(CIRROS)]
+    assert _names(plan.retire) == [naming.base_name(CIRROS)]
+
+
+# ------------------------------------------------------------- ownership
+def test_look_alikes_are_never_retired_or_removed():
+    strangers = [policy.Base(name=naming.base_name(CIRROS), owned=False),
+                 policy.Base(name=naming.tmp_name(UBUNTU, 'ab12cd34'),
+                             owned=False),
+                 policy.Base(name=naming.retired_name(DEBIAN, 'ef56ab78'),
+                             owned=False)]
+    glance = {CIRROS: policy.DELETED, UBUNTU: policy.DELETED,
+              DEBIAN: policy.DELETED}
+    assert _plan_bases(strangers, glance, min_age=0) == policy.Plan()
+
+
+def test_a_look_alike_trash_entry_is_not_purged_for_its_name():
+    stranger = _entry(naming.retired_name(CIRROS, 'ab12cd34'), pool='vms')
+    assert _plan_trash([stranger], {}).purge == []
+
+
+@pytest.mark.parametrize('name', ['notaglanceid', 'fastclone-base-x',
+                                  CIRROS + '_disk'])
+def test_trash_entry_purged_only_for_a_glance_image_id(name):
+    # Glance answers 404 for any name: only an image id can be "deleted"
+    entry = _entry(name, cloned=True)
+    assert _plan_trash([entry], {name: policy.DELETED}).purge == []
+    assert not policy.glance_deleted(name, {name: policy.DELETED})
+
+
+def test_an_image_id_glance_never_had_is_not_purged():
+    # 404 for a UUID: deleted, or never a Glance image; only an image we
+    # cloned from as a Glance location is taken for a deleted one
+    entry = _entry(UBUNTU, pool='vms')
+    assert _plan_trash([entry], {UBUNTU: policy.DELETED}).purge == []
+
+
+def test_trash_entry_of_an_image_glance_shows_as_deleted_is_purged():
+    entry = _entry(UBUNTU, cloned=True)
+    glance = {UBUNTU: _meta(UBUNTU, status='deleted')}
+    assert _plan_trash([entry], glance).purge == [
+        (entry, 'Glance image deleted, no clones left')]
+    active = {UBUNTU: _meta(UBUNTU)}
+    assert _plan_trash([entry], active).purge == []

@@ -6,11 +6,11 @@ import fixtures
 from nova import exception
 from nova.virt.libvirt import driver as libvirt_driver
 
-from fastclone_backend import cache
+from fastclone_backend.cache import naming
 from fastclone_backend import exception as fc_exception
-from fastclone_backend import explain
 from fastclone_backend import hook
-from fastclone_backend import precache
+from fastclone_backend.spawn import explain
+from fastclone_backend.spawn import precache
 from tests.unit import base
 from tests.unit import fakes
 
@@ -30,15 +30,15 @@ class WarmTestCase(base.TestCase):
         self.flags(images_rbd_pool='vms', group='libvirt')
         self.meta = {'id': IMAGE, 'disk_format': 'qcow2'}
         self.show = self.useFixture(fixtures.MockPatch(
-            'fastclone_backend.glancerecord.show', autospec=True,
+            'fastclone_backend.spawn.glancerecord.show', autospec=True,
             return_value=self.meta)).mock
         self.find = self.useFixture(fixtures.MockPatch(
-            'fastclone_backend.imagepath.find', autospec=True)).mock
+            'fastclone_backend.spawn.imagepath.find', autospec=True)).mock
         self.ensure = self.useFixture(fixtures.MockPatch(
-            'fastclone_backend.populate.Populator.ensure',
+            'fastclone_backend.cache.populate.Populator.ensure',
             autospec=True)).mock
         self.flush = self.useFixture(fixtures.MockPatch(
-            'fastclone_backend.statsstore.flush_quietly',
+            'fastclone_backend.cache.statsstore.flush_quietly',
             autospec=True)).mock
 
     def test_direct_clone_needs_nothing(self):
@@ -49,10 +49,10 @@ class WarmTestCase(base.TestCase):
     def test_cache_miss_populates_the_base(self):
         self.find.return_value = _path('cache')
         self.ensure.return_value = ('rbd://x', 1 << 20, False)
-        before = cache.STATS['precaches']
+        before = naming.STATS['precaches']
         self.assertIs(True, precache.warm(mock.sentinel.ctx, IMAGE))
         self.ensure.assert_called_once_with(mock.sentinel.ctx, self.meta, 0)
-        self.assertEqual(before + 1, cache.STATS['precaches'])
+        self.assertEqual(before + 1, naming.STATS['precaches'])
         self.flush.assert_called_once()
 
     def test_cache_hit_is_existing(self):

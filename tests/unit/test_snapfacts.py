@@ -6,14 +6,15 @@ through a stand-in for an open librbd snapshot.
 
 import dataclasses
 import pathlib
+import struct
 from unittest import mock
 
 import pytest
 
-from fastclone_backend import cache
+from fastclone_backend.cache import naming
 from fastclone_backend import inspect
-from fastclone_backend import location
-from fastclone_backend import snapfacts
+from fastclone_backend.spawn import location
+from fastclone_backend.spawn import snapfacts
 from tests.unit import fakes
 from tests.unit import test_inspect as images
 
@@ -123,15 +124,44 @@ def ceph():
     snapfacts.forget_all()
 
 
-def _facts(ceph, vol, stored=()):
-    ioctx = mock.Mock()
-    ioctx.get_omap_vals_by_keys.return_value = (list(stored), 0)
+RBD_ID = '14878b39a096'
+
+
+def _encoded(text):
+    return struct.pack('<I', len(text)) + text.encode()
+
+
+class Pool:
+    """The omaps and objects a snapshot's facts are checked against."""
+
+    def __init__(self, stored=(), rbd_id=RBD_ID, snaps=None):
+        self.verdicts = dict(stored)
+        self.rbd_id = rbd_id
+        self.snaps = {42: 'snap'} if snaps is None else snaps
+        self.ioctx = mock.Mock()
+        self.ioctx.get_omap_vals_by_keys.side_effect = self._omap
+        self.ioctx.read.side_effect = lambda obj, length: (
+            _encoded(self.rbd_id) if obj == 'rbd_id.' + IMAGE_ID else b'')
+
+    def _omap(self, op, keys):
+        (key,) = keys
+        if key.startswith('snapshot_'):
+            name = self.snaps.get(int(key[len('snapshot_'):], 16))
+            value = b'\x06\x01' + _encoded(name) if name else None
+            return ([(key, value)] if value else []), 0
+        return ([(key, self.verdicts[key])] if key in self.verdicts
+                else []), 0
+
+
+def _facts(ceph, vol, stored=(), pool=None):
+    pool = pool or Pool(stored)
     ceph.rbd.Image.return_value = vol
     vol.is_protected_snap = mock.Mock(return_value=True)
     vol.snap_get_id = mock.Mock(return_value=42)
+    vol.id = mock.Mock(return_value=RBD_ID)
     vol.close = mock.Mock()
-    facts = snapfacts.SnapFacts(FakeDriver(ioctx), 'vms').get(LOC)
-    return facts, ioctx
+    facts = snapfacts.SnapFacts(FakeDriver(pool.ioctx), 'vms').get(LOC)
+    return facts, pool.ioctx
 
 
 def test_learns_once_and_stores_the_verdict(ceph, tmp_path):
@@ -141,12 +171,33 @@ def test_learns_once_and_stores_the_verdict(ceph, tmp_path):
     key = 'images/%s@42' % IMAGE_ID
     ioctx.set_omap.assert_called_once_with(mock.ANY, (key,), (b'qcow2\n',))
     ioctx.operate_write_op.assert_called_once_with(mock.ANY,
-                                                   cache.VERDICTS_OBJECT)
-    # the next spawn in this process opens nothing
+                                                   naming.VERDICTS_OBJECT)
+    # the next spawn in this process opens nothing: two small reads
     ceph.rbd.Image.reset_mock()
-    again = snapfacts.SnapFacts(FakeDriver(mock.Mock()), 'vms').get(LOC)
+    pool = Pool()
+    again = snapfacts.SnapFacts(FakeDriver(pool.ioctx), 'vms').get(LOC)
     assert again == facts
     ceph.rbd.Image.assert_not_called()
+    pool.ioctx.read.assert_called_once_with('rbd_id.' + IMAGE_ID, 256)
+    pool.ioctx.operate_read_op.assert_called_once_with(
+        mock.ANY, 'rbd_header.' + RBD_ID)
+
+
+@pytest.mark.parametrize('changed', [
+    {'snaps': {}},                       # the snapshot was deleted
+    {'snaps': {43: 'snap'}},             # ... and re-created: a new id
+    {'snaps': {42: 'old'}},              # renamed
+    {'rbd_id': 'ffee00112233'},          # the image replaced under its name
+])
+def test_a_changed_snapshot_is_learnt_and_inspected_again(ceph, tmp_path,
+                                                          changed):
+    _facts(ceph, Volume(images.random_raw(tmp_path)))
+    ceph.rbd.Image.reset_mock()
+    vol = Volume(images.qcow2_with_data(tmp_path))   # what it holds now
+    facts, ioctx = _facts(ceph, vol, pool=Pool(**changed))
+    ceph.rbd.Image.assert_called_once()
+    assert facts.detected == 'qcow2'
+    assert vol.read_bytes > 0
 
 
 def test_verdict_of_another_host_is_not_read_again(ceph, tmp_path):
@@ -180,9 +231,9 @@ def test_concurrent_spawns_learn_once(ceph, tmp_path):
     ceph.rbd.Image.side_effect = slow_open
     vol.is_protected_snap = mock.Mock(return_value=True)
     vol.snap_get_id = mock.Mock(return_value=42)
+    vol.id = mock.Mock(return_value=RBD_ID)
     vol.close = mock.Mock()
-    ioctx = mock.Mock()
-    ioctx.get_omap_vals_by_keys.return_value = ([], 0)
+    ioctx = Pool().ioctx
     found = []
     threads = [threading.Thread(target=lambda: found.append(
         snapfacts.SnapFacts(FakeDriver(ioctx), 'vms').get(LOC)))

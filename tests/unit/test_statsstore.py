@@ -4,10 +4,10 @@ import collections
 import json
 from unittest import mock
 
-from fastclone_backend import cache
+from fastclone_backend.cache import naming
+from fastclone_backend.cache import statsstore
 from fastclone_backend import cluster
 from fastclone_backend import conf as fc_conf
-from fastclone_backend import statsstore
 from tests.unit import base
 from tests.unit import fakes
 
@@ -39,7 +39,7 @@ class FlushTestCase(base.TestCase):
         self.flags(images_rbd_pool='vms', group='libvirt')
         fc_conf.register_opts(statsstore.basestore.CONF)
         self.ioctx = self.ceph.rados.Rados.return_value.open_ioctx.return_value
-        self.stats = mock.patch.object(cache, 'STATS',
+        self.stats = mock.patch.object(naming, 'STATS',
                                        collections.Counter(hits=2))
         self.stats.start()
         self.addCleanup(self.stats.stop)
@@ -58,8 +58,8 @@ class FlushTestCase(base.TestCase):
         statsstore.flush_quietly(cluster.SharedRBDDriver())
 
     def test_nothing_counted_nothing_written(self):
-        with mock.patch.object(cache, 'STATS', collections.Counter()), \
-                mock.patch.object(cache, 'SECONDS', collections.Counter()):
+        with mock.patch.object(naming, 'STATS', collections.Counter()), \
+                mock.patch.object(naming, 'SECONDS', collections.Counter()):
             statsstore.flush_quietly(cluster.SharedRBDDriver())
         self.ioctx.set_omap.assert_not_called()
 

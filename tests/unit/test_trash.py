@@ -4,9 +4,9 @@ from unittest import mock
 
 import pytest
 
-from fastclone_backend import advice
-from fastclone_backend import policy
-from fastclone_backend import trash
+from fastclone_backend.lifecycle import advice
+from fastclone_backend.lifecycle import policy
+from fastclone_backend.lifecycle import trash
 from tests.unit import fakes
 
 

@@ -10,13 +10,13 @@ import subprocess
 import sys
 from unittest import mock
 
-from fastclone_backend import workdir
+from fastclone_backend.cache import workdir
 
 IMAGE_ID = '7d1f3c2a-9b8e-4f6d-a5c4-3b2a19087f6e'
 
 OWNER = '''
 import sys, time
-from fastclone_backend import workdir
+from fastclone_backend.cache import workdir
 with workdir.claim(sys.argv[1], sys.argv[2], 'dead0001') as files:
     open(files.file('download'), 'wb').write(b'x' * 4096)
     print('claimed', flush=True)

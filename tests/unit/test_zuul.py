@@ -165,7 +165,7 @@ def test_live_migration_job_keeps_its_parents_tests():
 def test_irrelevant_files_never_skip_the_code_or_the_plugin():
     for name, job in _jobs().items():
         patterns = job['irrelevant-files']
-        for path in ('fastclone_backend/imagebackend.py',
+        for path in ('fastclone_backend/spawn/fastrbd.py',
                      'fastclone_backend/deploysettings.py',
                      'devstack/plugin.sh', 'devstack/settings',
                      'devstack/tempest-exclude-list.txt', 'setup.cfg',
