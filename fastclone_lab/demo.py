@@ -83,19 +83,19 @@ def _raw_section(ctx, glance, args, workdir, made, cleanup):
 
 
 def _qcow2_section(ctx, glance, args, workdir, made, cleanup, primitive):
-    from fastclone_backend import cache
+    from fastclone_backend.cache import naming
     qcow2 = labkit.qcow2_of(labkit.data_file(
         os.path.join(workdir, 'demo-q.raw'), args.image_mib, args.image_mib))
     print('== qcow2 image: converted once into the cluster-wide cache')
     image = _upload(glance, qcow2, 'qcow2')
     cleanup.append(image.id)
-    before = dict(cache.STATS)
+    before = dict(naming.STATS)
     first = _create_disks(ctx, image.id, 1, args.root_gb, made)
-    done = {k: cache.STATS[k] - before.get(k, 0) for k in cache.STATS}
+    done = {k: naming.STATS[k] - before.get(k, 0) for k in naming.STATS}
     print('first disk:     %.2f s (cache miss: %d download, %d conversion '
           'into vms/%s)' % (first[0] / 1000, done.get('downloads', 0),
                             done.get('conversions', 0),
-                            cache.base_name(image.id)))
+                            naming.base_name(image.id)))
     times = _create_disks(ctx, image.id, args.disks - 1, args.root_gb, made,
                           first=2)
     if times:

@@ -112,6 +112,30 @@ def clone_primitive_ms(image_id: str, repeat: int,
     return statistics.median(times)
 
 
+def root_disk_primitive_ms(client, image_id: str, repeat: int,
+                           resize_to: int) -> tuple:
+    """(median ms, median ms of its Glance part) of a bare root disk.
+
+    What any root disk of a raw image in Glance's rbd store needs, as Nova
+    does it: one Glance GET of the image (with its locations), then the
+    librbd clone of images/<id>@snap into vms and the resize to the
+    flavor's root disk; each clone is removed, untimed.
+    """
+    import rbd
+    totals, gets = [], []
+    with _glance_and_vms_pools() as (src, dst):
+        for i in range(repeat):
+            name = 'fastclone-primitive-root-%d' % i
+            start = time.perf_counter()
+            client.images.get(image_id)
+            got = time.perf_counter()
+            _clone(rbd, src, image_id, dst, name, resize_to)
+            totals.append((time.perf_counter() - start) * 1000)
+            gets.append((got - start) * 1000)
+            rbd.RBD().remove(dst, name)
+    return statistics.median(totals), statistics.median(gets)
+
+
 def clone_primitive_parallel_s(image_id: str, count: int, threads: int,
                                resize_to: int = 0) -> float:
     """Seconds for count bare librbd clones, threads at a time.
@@ -137,12 +161,12 @@ def remove_images(client, image_ids) -> None:
 
     Call it after the disks cloned from them are gone.
     """
-    from fastclone_backend import basestore
-    from fastclone_backend import cache
+    from fastclone_backend.cache import basestore
+    from fastclone_backend.cache import naming
     from fastclone_backend import cluster
     store = basestore.BaseStore(cluster.SharedRBDDriver())
     for image_id in image_ids:
-        for name in store.names(cache.base_name(image_id)):
+        for name in store.names(naming.base_name(image_id)):
             retired = store.retire(name, 'benchmark cleanup')
             if retired:
                 store.remove(retired)
