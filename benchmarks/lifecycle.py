@@ -1,49 +1,76 @@
 """One lifecycle pass over many cached bases, in its own process.
 
-``python -m benchmarks.lifecycle --bases N --workdir DIR`` parses a
-nova.conf like nova-compute-fastrbd, makes N Glance image records and N
-cached bases stamped with them (a tenth of the images then deleted in
-Glance, a tenth of the bases given a clone), and times two forced passes
-through the real code (``lifecycle.run_pass``): the first has work (retire
-and remove the deleted images' bases), the second is the steady state.
-For each: seconds, RADOS operations (the OSDs' ``osd.op`` counters, read
-as the lab's admin user) and Glance GETs.  Everything it made is removed.
-Prints one JSON line.
+``python -m benchmarks.lifecycle --bases N [--deleted D] [--with-clones C]
+--workdir DIR`` parses a nova.conf like nova-compute-fastrbd, makes N Glance
+image records and N cached bases published for them the way a population
+publishes one (``BaseStore.publish``), deletes D of the images in Glance
+and gives C other bases a clone (default: a tenth each), and times two
+forced passes through the real code (``runner.run_pass``): the first has
+work (retire and remove the deleted images' bases), the second is the
+steady state.  For each: seconds, RADOS operations (the OSDs' ``osd.op``
+counters, read as the lab's admin user), and Glance requests (every HTTP
+request this process sent to Glance, by method).  Everything it made is
+removed.  Prints one JSON line.
 """
 
 import argparse
+import collections
 import concurrent.futures
 import json
-import subprocess
 import sys
 import time
+import uuid
 
+from benchmarks import osdstats
 from fastclone_lab import labkit
 
 MiB = 1 << 20
 THREADS = 8
+# the lab's Glance is on sqlite: concurrent creates work, concurrent
+# deletes fail ("database is locked") and may leave an image half deleted
+CREATE_THREADS = 4
 
 
-def osd_ops() -> int:
-    """Operations all OSDs have served so far."""
-    def ceph(*args):
-        out = subprocess.run(
-            ['ceph', '--conf', labkit.env('FASTCLONE_CEPH_CONF'), '--id',
-             labkit.env('FASTCLONE_CEPH_ADMIN_USER'), '-f', 'json'] +
-            list(args), check=True, capture_output=True, timeout=60).stdout
-        return json.loads(out)
-    return sum(ceph('tell', 'osd.%d' % osd, 'perf', 'dump')['osd']['op']
-               for osd in ceph('osd', 'ls'))
+class GlanceRequests:
+    """Counts the HTTP requests this process sends to Glance, by method.
+
+    At the bottom of the HTTP stack (requests' adapter), whatever the pass
+    uses above it: Nova's image API, glanceclient, a list or a GET.
+    """
+
+    def __init__(self, url: str):
+        self.url = url.rstrip('/')
+        self.counts = collections.Counter()
+
+    def install(self) -> None:
+        from requests import adapters
+        send = adapters.HTTPAdapter.send
+        counter = self
+
+        def counted(adapter, request, *args, **kwargs):
+            if request.url.startswith(counter.url):
+                counter.counts[request.method] += 1
+            return send(adapter, request, *args, **kwargs)
+        adapters.HTTPAdapter.send = counted
+
+    def snapshot(self) -> collections.Counter:
+        return collections.Counter(self.counts)
 
 
 class Bench:
-    def __init__(self, ctx, count):
+    def __init__(self, ctx, count, deleted, with_clones):
         from nova.virt.libvirt import imagebackend
         import rados
+
+        from fastclone_backend.cache import basestore
+        from fastclone_backend import cluster
         self.ctx = ctx
         self.count = count
+        self.deleted = deleted
+        self.with_clones = with_clones
         self.api = imagebackend.IMAGE_API
         self.glance = labkit.glance()
+        self.store = basestore.BaseStore(cluster.SharedRBDDriver())
         self.client = rados.Rados(
             conffile=labkit.env('FASTCLONE_CEPH_CONF'),
             rados_id=labkit.env('FASTCLONE_NOVA_RBD_USER'))
@@ -52,71 +79,75 @@ class Bench:
         self.image_ids = []
         self.clones = []
 
+    def _create_image(self, index: int) -> str:
+        return self.glance.images.create(
+            name='fastclone-bench-lifecycle-%d' % index,
+            disk_format='raw', container_format='bare').id
+
     def _base(self, index):
+        """A base published for image index, as a population does."""
         import rbd
 
-        from fastclone_backend import basestore
-        from fastclone_backend import cache
+        from fastclone_backend.cache import naming
         image_id = self.image_ids[index]
         meta = self.api.get(self.ctx, image_id)
-        name = cache.base_name(image_id)
-        rbd.RBD().create(self.ioctx, name, 4 * MiB)
-        with rbd.Image(self.ioctx, name) as img:
-            for key, value in cache.fingerprint(meta).items():
-                img.metadata_set(key, value)
-            img.metadata_set(cache.META + 'last_used', basestore.stamp())
-            img.create_snap(cache.SNAP)
-        if index % 10 == 1:
+        tmp = naming.tmp_name(image_id, uuid.uuid4().hex[:8])
+        rbd.RBD().create(self.ioctx, tmp, 4 * MiB)
+        self.store.publish(tmp, meta)
+        if self.deleted <= index < self.deleted + self.with_clones:
             clone = 'fastclone-bench-clone-%d' % index
-            rbd.RBD().clone(self.ioctx, name, cache.SNAP, self.ioctx, clone)
+            rbd.RBD().clone(self.ioctx, naming.base_name(image_id),
+                            naming.SNAP, self.ioctx, clone)
             self.clones.append(clone)
 
     def setup(self) -> int:
         """The images and bases; returns how many images were deleted.
 
-        Glance writes one at a time (the lab's Glance is on sqlite).
+        The first `deleted` images are deleted in Glance, the next
+        `with_clones` bases get a clone.
         """
-        for index in range(self.count):
-            self.image_ids.append(self.glance.images.create(
-                name='fastclone-bench-lifecycle-%d' % index,
-                disk_format='raw', container_format='bare').id)
+        with concurrent.futures.ThreadPoolExecutor(CREATE_THREADS) as pool:
+            self.image_ids = list(pool.map(self._create_image,
+                                           range(self.count)))
         with concurrent.futures.ThreadPoolExecutor(THREADS) as pool:
             list(pool.map(self._base, range(self.count)))
-        doomed = self.image_ids[::10]
-        for image_id in doomed:
+        for image_id in self.image_ids[:self.deleted]:
             self.glance.images.delete(image_id)
-        return len(doomed)
+        return self.deleted
 
-    def one_pass(self):
+    def one_pass(self, ceph, requests):
         from fastclone_backend import cluster
-        from fastclone_backend import lifecycle
-        get = self.api.get
-        calls = [0]
-
-        def counted(*args, **kwargs):
-            calls[0] += 1
-            return get(*args, **kwargs)
-        self.api.get = counted
-        ops = osd_ops()
+        from fastclone_backend.lifecycle import runner
+        before, sent = ceph.counters(), requests.snapshot()
         start = time.perf_counter()
-        try:
-            report = lifecycle.run_pass(self.ctx,
-                                        cluster.SharedRBDDriver(),
-                                        force=True)
-        finally:
-            self.api.get = get
+        report = runner.run_pass(self.ctx, cluster.SharedRBDDriver(),
+                                 force=True)
         seconds = time.perf_counter() - start
-        return {'seconds': seconds, 'rados_ops': osd_ops() - ops,
-                'glance_gets': calls[0],
+        by_method = requests.snapshot() - sent
+        return {'seconds': seconds,
+                'rados_ops': osdstats.delta(before, ceph.counters())['ops'],
+                'glance_requests': sum(by_method.values()),
+                'glance_gets': by_method['GET'],
+                'glance_by_method': dict(by_method),
                 'retired': len(report['retired']),
                 'removed': len(report['removed'])}
 
+    def _drop_base(self, image_id) -> None:
+        from fastclone_backend.cache import naming
+        for name in self.store.names(naming.base_name(image_id)):
+            retired = self.store.retire(name, 'benchmark cleanup')
+            if retired:
+                self.store.remove(retired)
+
     def cleanup(self):
         import rbd
-        for clone in self.clones:
-            rbd.RBD().remove(self.ioctx, clone)
-        alive = [i for n, i in enumerate(self.image_ids) if n % 10]
-        labkit.remove_images(self.glance, alive)
+        with concurrent.futures.ThreadPoolExecutor(THREADS) as pool:
+            list(pool.map(lambda c: rbd.RBD().remove(self.ioctx, c),
+                          self.clones))
+            alive = self.image_ids[self.deleted:]
+            list(pool.map(self._drop_base, alive))
+        for image_id in alive:  # one at a time: see CREATE_THREADS
+            self.glance.images.delete(image_id)
         self.ioctx.close()
         self.client.shutdown()
 
@@ -124,22 +155,41 @@ class Bench:
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument('--bases', type=int, required=True)
+    parser.add_argument('--deleted', type=int,
+                        help='of them, images deleted in Glance '
+                        '(default: a tenth)')
+    parser.add_argument('--with-clones', type=int,
+                        help='of the others, bases with a clone '
+                        '(default: a tenth)')
     parser.add_argument('--workdir', required=True)
     args = parser.parse_args()
+    deleted = args.bases // 10 if args.deleted is None else args.deleted
+    clones = args.bases // 10 if args.with_clones is None else \
+        args.with_clones
+    if deleted + clones > args.bases:
+        parser.error('--deleted + --with-clones > --bases')
 
     from fastclone_lab import novadisk
+    requests = GlanceRequests(labkit.env('FASTCLONE_GLANCE_URL'))
+    requests.install()
     ctx = novadisk.start(novadisk.settings_from_env(args.workdir))
-    bench = Bench(ctx, args.bases)
+    bench = Bench(ctx, args.bases, deleted, clones)
+    ceph = osdstats.Cluster()
     start = time.perf_counter()
     try:
-        deleted = bench.setup()
+        bench.setup()
         setup_s = time.perf_counter() - start
-        first = bench.one_pass()
-        steady = bench.one_pass()
+        first = bench.one_pass(ceph, requests)
+        steady = bench.one_pass(ceph, requests)
     finally:
+        ceph.close()
         bench.cleanup()
+    from benchmarks import worker
+    worker.shutdown_ceph()   # before exit, as a worker does
     print(json.dumps({'bases': args.bases, 'deleted_images': deleted,
                       'with_clones': len(bench.clones), 'setup_s': setup_s,
+                      'cleanup_s': time.perf_counter() - start - setup_s -
+                      first['seconds'] - steady['seconds'],
                       'first': first, 'steady': steady}))
     return 0
 

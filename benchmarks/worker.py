@@ -1,20 +1,26 @@
 """One compute "host" of the benchmark, in its own process.
 
 ``python -m benchmarks.worker --backend rbd|qcow2|fastrbd --image ID
---count N [--threads T] [--first-alone] [--keep] --workdir DIR`` parses a
+--count N [--threads T] [--first-alone] [--keep] [--barrier DIR]
+--workdir DIR`` parses a
 nova.conf like nova-compute (stock Nova for rbd and qcow2,
 nova-compute-fastrbd for fastrbd), creates N root disks from the image
 through Nova's real image-backend code, measures them, removes them (unless
 --keep), and prints one JSON line.  The functional tests use it as
 "another compute host" too.
 
-Measured: each disk's time, failures, bytes downloaded from Glance, bytes
-allocated in Ceph by the images it created (rbd du's method), local disk
-used under its instances path, peak RSS of itself and of its children
-(qemu-img, rbd), and conversions/imports done.
+Measured: each disk's time, failures, bytes downloaded from Glance (and
+downloads per image), bytes allocated in Ceph by the images it created (rbd
+du's method), local disk used under its instances path, peak RSS of itself
+and of its children (qemu-img, rbd), and conversions/imports done.
+
+With --barrier, several workers ("hosts") start their disks at once: each
+says it is ready (``DIR/ready.<pid>``) once Nova is loaded, and waits for
+``DIR/go``; the caller creates it when all are ready.
 """
 
 import argparse
+import collections
 import concurrent.futures
 import json
 import os
@@ -28,7 +34,9 @@ from fastclone_lab import novadisk
 
 COUNTS = {'downloaded_bytes': 0, 'downloads': 0, 'conversions': 0,
           'imports': 0}
-FIRST_SECONDS = {}  # cache.SECONDS after the first disk (--first-alone)
+DOWNLOADS_BY_IMAGE = collections.Counter()
+BARRIER_TIMEOUT = 900
+FIRST_SECONDS = {}  # naming.SECONDS after the first disk (--first-alone)
 
 
 def _count_nova_work():
@@ -50,6 +58,7 @@ def _count_nova_work():
     def counted_download(self, context, image_id, data=None, dest_path=None,
                          trusted_certs=None):
         COUNTS['downloads'] += 1
+        DOWNLOADS_BY_IMAGE[image_id] += 1
         result = download(self, context, image_id,
                           data=Counting(data) if data is not None else None,
                           dest_path=dest_path, trusted_certs=trusted_certs)
@@ -58,8 +67,26 @@ def _count_nova_work():
         return result
 
     glance.API.download = counted_download
+    _count_fastclone_downloads(Counting)
     _count_calls(images, 'convert_image', 'conversions')
     _count_calls(rbd_utils.RBDDriver, 'import_image', 'imports')
+
+
+def _count_fastclone_downloads(counting):
+    """Count the cache's own downloads (glanceapi), as Nova's are counted.
+
+    fastrbd's population reads Glance through glanceapi.download (every
+    read bounded), not through Nova's glance.API.download.
+    """
+    from fastclone_backend import glanceapi
+
+    download = glanceapi.download
+
+    def counted(context, image_id, data):
+        COUNTS['downloads'] += 1
+        DOWNLOADS_BY_IMAGE[image_id] += 1
+        return download(context, image_id, counting(data))
+    glanceapi.download = counted
 
 
 def _count_calls(owner, name, key):
@@ -109,12 +136,12 @@ class Ceph:
         """False for a cached base another "host" populated meanwhile."""
         import rbd
 
-        from fastclone_backend import cache
-        if not cache.is_cache_name(name):
+        from fastclone_backend.cache import naming
+        if not naming.is_cache_name(name):
             return True
         try:
             with rbd.Image(self.ioctx, name, read_only=True) as img:
-                by = img.metadata_get(cache.META + 'populated_by')
+                by = img.metadata_get(naming.META + 'populated_by')
         except (rbd.ImageNotFound, KeyError):
             return False
         return by == '%s:%d' % (socket.gethostname(), os.getpid())
@@ -169,13 +196,13 @@ def _run(ctx, args, made):
     first = None
     count = args.count
     if args.first_alone:
-        from fastclone_backend import cache
+        from fastclone_backend.cache import naming
         count -= 1
         try:
             first = one(0)
         except Exception as e:
             errors.append('%s: %s' % (type(e).__name__, e))
-        FIRST_SECONDS.update(cache.SECONDS)
+        FIRST_SECONDS.update(naming.SECONDS)
     start = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(args.threads) as pool:
         for future in [pool.submit(one, i) for i in range(count)]:
@@ -184,6 +211,19 @@ def _run(ctx, args, made):
             except Exception as e:
                 errors.append('%s: %s' % (type(e).__name__, e))
     return first, times, errors, time.perf_counter() - start
+
+
+def _wait_for_go(barrier):
+    """Ready; then block until the caller releases every host at once."""
+    if not barrier:
+        return
+    open(os.path.join(barrier, 'ready.%d' % os.getpid()), 'w').close()
+    deadline = time.monotonic() + BARRIER_TIMEOUT
+    while not os.path.exists(os.path.join(barrier, 'go')):
+        if time.monotonic() > deadline:
+            raise SystemExit('no go in %s after %d s'
+                             % (barrier, BARRIER_TIMEOUT))
+        time.sleep(0.005)
 
 
 def _cleanup(made, backend):
@@ -212,17 +252,22 @@ def main():
                         help='more nova.conf text, e.g. a [fastclone] part')
     parser.add_argument('--keep', action='store_true',
                         help='leave the disks for the caller to inspect')
+    parser.add_argument('--barrier',
+                        help='a directory: say ready there, wait for go')
     args = parser.parse_args()
 
-    from fastclone_backend import cache
+    from fastclone_backend.cache import naming
     ctx = novadisk.start(_settings(args), hooked=args.backend == 'fastrbd')
     _count_nova_work()
     ceph = Ceph()
     before = ceph.names()
     baseline = _rss_mib()
     made = []
+    _wait_for_go(args.barrier)
+    started_at = time.time()
     try:
         first, times, errors, wall = _run(ctx, args, made)
+        ended_at = time.time()
         new = [n for n in ceph.names() - before if ceph.made_here(n)]
         allocated = sum(ceph.allocated(n) for n in new)
         local = _allocated_bytes(args.workdir)
@@ -233,10 +278,12 @@ def main():
     result = {
         'backend': args.backend, 'first_ms': first, 'times_ms': times,
         'wall_s': wall, 'failures': len(errors), 'errors': errors[:5],
+        'started_at': started_at, 'ended_at': ended_at,
         'downloaded_bytes': COUNTS['downloaded_bytes'],
         'downloads': COUNTS['downloads'],
-        'conversions': COUNTS['conversions'] + cache.STATS['conversions'],
-        'imports': COUNTS['imports'] + cache.STATS['imports'],
+        'downloads_by_image': dict(DOWNLOADS_BY_IMAGE),
+        'conversions': COUNTS['conversions'] + naming.STATS['conversions'],
+        'imports': COUNTS['imports'] + naming.STATS['imports'],
         'ceph_allocated_bytes': allocated,
         'local_disk_bytes': local,
         'baseline_rss_mib': baseline,
@@ -246,15 +293,28 @@ def main():
             resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
         'disks': [novadisk.root_disk(i).rbd_name for i in made]
         if args.keep and args.backend != 'qcow2' else [],
-        'cache_stats': dict(cache.STATS),
-        'seconds': dict(cache.SECONDS),
+        'cache_stats': dict(naming.STATS),
+        'seconds': dict(naming.SECONDS),
         'first_seconds': FIRST_SECONDS,
     }
     if not args.keep:
         shutil.rmtree(os.path.join(args.workdir, 'instances'),
                       ignore_errors=True)
-    print(json.dumps(result))
+    print(json.dumps(result), flush=True)
+    shutdown_ceph()
     return 0
+
+
+def shutdown_ceph() -> None:
+    """Shut down fastclone's cluster connections before the process exits.
+
+    A process that exits with a connected librados client can abort
+    (SIGABRT: boost::bad_get from MonClient::tick, or SIGSEGV) while its
+    static destructors run beside librados' live timer thread: seen in 2
+    of about 40 fleet hosts before this.
+    """
+    from fastclone_backend import cluster
+    cluster.reset_all()
 
 
 if __name__ == '__main__':
