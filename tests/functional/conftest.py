@@ -271,3 +271,34 @@ def make_data(size: int, marker: bytes = b'') -> bytes:
     if marker:
         data[1 << 20:(1 << 20) + len(marker)] = marker
     return bytes(data)
+
+
+# ---------------------------------------------------------------- cloud tier
+# tests/functional/cloud.py: the cloud tests (marker 'cloud') run last, as
+# bringing the tier up moves Glance to Keystone auth; their results and
+# times go to FASTCLONE_CLOUD_REPORT.
+_CLOUD_IDS = set()
+
+
+def pytest_collection_modifyitems(session, config, items):
+    from tests.functional import cloud
+    tier = [i for i in items if cloud.is_cloud_item(i)]
+    if os.environ.get('FASTCLONE_CLOUD_SMOKE') == '1':   # CI's smoke set
+        dropped = [i for i in tier if not cloud.is_smoke_item(i)]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+        tier = [i for i in tier if cloud.is_smoke_item(i)]
+    _CLOUD_IDS.update(i.nodeid for i in tier)
+    items[:] = [i for i in items if not cloud.is_cloud_item(i)] + tier
+
+
+def pytest_runtest_logreport(report):
+    if report.nodeid in _CLOUD_IDS:
+        from tests.functional import cloud
+        cloud.record(report, _CLOUD_IDS)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _CLOUD_IDS:
+        from tests.functional import cloud
+        cloud.write_report()

@@ -50,8 +50,8 @@ import threading  # noqa: E402
 import time  # noqa: E402
 
 from fastclone_backend import cluster  # noqa: E402
-from fastclone_backend import flatten  # noqa: E402
-from fastclone_backend import lifecycle  # noqa: E402
+from fastclone_backend.lifecycle import flatten  # noqa: E402
+from fastclone_backend.lifecycle import runner  # noqa: E402
 from fastclone_lab import novadisk  # noqa: E402
 
 
@@ -68,7 +68,7 @@ def _pass(ctx):
     driver = cluster.SharedRBDDriver()
     driver.get_fsid()   # connected before the barrier
     time.sleep(max(0.0, ARGS.start_at - time.time()))
-    return lifecycle.run_pass(ctx, driver, force=ARGS.force)
+    return runner.run_pass(ctx, driver, force=ARGS.force)
 
 
 def _read_head(disk, length):
@@ -127,8 +127,8 @@ class Soak:
             elif roll < 0.9:
                 self.delete_some()
             else:
-                lifecycle.run_pass(self.ctx, cluster.SharedRBDDriver(),
-                                   force=True)
+                runner.run_pass(self.ctx, cluster.SharedRBDDriver(),
+                                force=True)
                 self._count('passes')
 
     def run(self):

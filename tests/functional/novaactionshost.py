@@ -44,12 +44,16 @@ must be running on, chosen by the parent with Nova's own
 ``OS_NOVA_DISABLE_EVENTLET_PATCHING``).
 """
 
-# Nova's functional package first: it runs nova.monkey_patch.patch(), which
-# must come before anything imports eventlet: native threading with
+# Nova's own monkey patching first, before anything imports eventlet, where
+# each release's functional tests have it: nova.tests.functional (Nova 31:
+# ``import nova.monkey_patch``; 33, 34: ``monkey_patch.patch()``), else
+# nova.test (Nova 32; 31 too): native threading with
 # OS_NOVA_DISABLE_EVENTLET_PATCHING=1, eventlet otherwise.
 import nova.tests.functional  # noqa: F401,H306
+import nova.test  # noqa: F401,H306
 
 import contextlib
+import inspect
 import json
 import os
 import sys
@@ -60,13 +64,14 @@ from unittest import mock
 import warnings
 
 import fixtures
+from lxml import etree
 from oslo_utils import units
 from sqlalchemy import exc as sqla_exc
 
-from fastclone_backend import cache
+from fastclone_backend.cache import naming
 from fastclone_backend import deploysettings
 from fastclone_backend import hook
-from fastclone_backend import imagebackend as fc_imagebackend
+from fastclone_backend.spawn import fastrbd as fc_imagebackend
 
 from nova.api import auth as nova_auth
 from nova.compute import manager as compute_manager
@@ -89,6 +94,19 @@ SMALL = '2'   # m1.small, root_gb 20
 # writes and imports ephemeral and swap disks in full
 BOOT_POLLS = 60
 HEAD = 4 << 20   # bytes of a disk compared with its image's
+
+
+def eventlet_patched():
+    """Did Nova's start-up monkey-patch this process with eventlet?
+
+    ``nova.monkey_patch.is_patched`` from Nova 32; Nova 31 patches at the
+    import of ``nova.monkey_patch`` and records nothing, so ask eventlet.
+    """
+    is_patched = getattr(monkey_patch, 'is_patched', None)
+    if is_patched is not None:
+        return is_patched()
+    from eventlet import patcher
+    return patcher.is_monkey_patched('thread')
 
 
 class LabGlance(fixtures.Fixture):
@@ -206,6 +224,75 @@ class Ceph:
             return sorted(s['name'] for s in image.list_snaps())
 
 
+class NetworkDisks(fixtures.Fixture):
+    """RBD disks in fakelibvirt's domain XML, as Nova 34's fakelibvirt has.
+
+    Nova 31 to 33's fakelibvirt (``nova/tests/fixtures/libvirt.py``) keeps
+    a network disk's type but drops its ``<source protocol='rbd'
+    name='vms/..._disk'>`` (and ``<auth>``) from the XML its domains give
+    back: Nova's own ``libvirt_utils.find_disk`` then finds no root disk
+    (snapshot and shelve fail with "Can't retrieve root device path") and
+    the guest's XML names no RBD image.  Real libvirt keeps the source, and
+    so does Nova 34's fake (``_parse_disk_info`` and ``Domain.XMLDesc``
+    render ``source_protocol``); on releases whose fake lacks it, this does
+    the same: the scenarios run and assert the same on every release.
+    """
+
+    def _setUp(self):
+        if 'source_protocol' in inspect.getsource(
+                fakelibvirt._parse_disk_info):
+            return   # Nova 34: its own fake does it
+        parse = fakelibvirt._parse_disk_info
+        xml_desc = fakelibvirt.Domain.XMLDesc
+
+        def parse_disk_info(element):
+            info = parse(element)
+            source = element.find('./source')
+            if source is not None and source.get('protocol'):
+                info['source_protocol'] = source.get('protocol')
+                info['source_name'] = source.get('name')
+                info['source_hosts'] = [(h.get('name'), h.get('port'))
+                                        for h in source.findall('./host')]
+                auth = element.find('./auth')
+                if auth is not None:
+                    info['auth_username'] = auth.get('username')
+                    secret = auth.find('./secret')
+                    info['auth_secret'] = (None if secret is None else (
+                        secret.get('type'), secret.get('uuid')))
+            return info
+
+        def render(domain, flags):
+            tree = etree.fromstring(xml_desc(domain, flags))
+            for element, info in zip(tree.findall('./devices/disk'),
+                                     domain._def['devices']['disks']):
+                if 'source_protocol' in info:
+                    _network_source(element, info)
+            return etree.tostring(tree, encoding='unicode')
+
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.tests.fixtures.libvirt._parse_disk_info', parse_disk_info))
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.tests.fixtures.libvirt.Domain.XMLDesc', render))
+
+
+def _network_source(element, info):
+    """A disk element's source as libvirt writes a network disk's."""
+    for old in element.findall('./source') + element.findall('./auth'):
+        element.remove(old)
+    if info.get('auth_username'):
+        auth = etree.SubElement(element, 'auth',
+                                username=info['auth_username'])
+        if info.get('auth_secret'):
+            kind, uuid = info['auth_secret']
+            etree.SubElement(auth, 'secret', type=kind or 'ceph',
+                             uuid=uuid or '')
+    source = etree.SubElement(element, 'source',
+                              protocol=info['source_protocol'],
+                              name=info['source_name'] or '')
+    for name, port in info['source_hosts']:
+        etree.SubElement(source, 'host', name=name or '', port=port or '')
+
+
 class FastRbdNovaTest(base.ServersTestBase):
     """ServersTestBase with the real image backend and the lab's Glance."""
 
@@ -240,6 +327,7 @@ class FastRbdNovaTest(base.ServersTestBase):
             _with_lab_token(nova_auth.NovaKeystoneContext._create_context)))
         self.useFixture(nova_fixtures.CGroupsFixture())
         self.libvirt = self.useFixture(nova_fixtures.LibvirtFixture())
+        self.useFixture(NetworkDisks())
         self.useFixture(nova_fixtures.OSBrickFixture())
         self.useFixture(fixtures.MockPatch(
             'nova.virt.libvirt.driver.libvirt_utils.is_valid_hostname',
@@ -255,7 +343,7 @@ class FastRbdNovaTest(base.ServersTestBase):
 
         # the concurrency mode the parent asked for is the one Nova runs in
         self.assertEqual(ENV['FASTCLONE_NOVA_CONCURRENCY'] == 'eventlet',
-                         monkey_patch.is_patched())
+                         eventlet_patched())
         self.ceph = Ceph()
         self.addCleanup(self.ceph.close)
         self.vms_pool = ENV['FASTCLONE_VMS_POOL']
@@ -319,12 +407,12 @@ class FastRbdNovaTest(base.ServersTestBase):
         seen['left'] = sorted('%s/%s' % i for i in left)
         seen['bases'] = sorted('%s/%s' % (pool, name)
                                for pool, name in now - self.before
-                               if name.startswith(cache.BASE_PREFIX))
+                               if name.startswith(naming.BASE_PREFIX))
         self.assertEqual(set(), left,
                          'images of deleted server %s' % server['id'])
         new = {(pool, name) for pool, name in now - self.before
                if not (pool == self.vms_pool and
-                       name.startswith(cache.BASE_PREFIX))}
+                       name.startswith(naming.BASE_PREFIX))}
         seen['left'] = sorted(set(seen['left']) | {'%s/%s' % i for i in new})
         self.assertEqual(set(), new, 'images left since the test started')
 
@@ -332,7 +420,7 @@ class FastRbdNovaTest(base.ServersTestBase):
         return (self.images_pool, image_id, 'snap')
 
     def cache_parent(self, image_id):
-        return (self.vms_pool, cache.base_name(image_id), cache.SNAP)
+        return (self.vms_pool, naming.base_name(image_id), naming.SNAP)
 
     def assert_image_gone(self, server, suffix):
         self.assertNotIn('%s_%s' % (server['id'], suffix),
@@ -409,7 +497,7 @@ class BootTest(FastRbdNovaTest):
         image_id = ENV['FASTCLONE_NOVA_QCOW2_IMAGE']
         self.assert_boots_as(image_id, self.cache_parent(image_id))
         # the cached base stays for the lifecycle pass
-        self.assertIn(cache.base_name(image_id),
+        self.assertIn(naming.base_name(image_id),
                       self.ceph.names(self.vms_pool))
 
 
@@ -696,9 +784,9 @@ class PrecacheTest(FastRbdNovaTest):
     def test_aggregate_precache_then_boot(self):
         qcow2 = ENV['FASTCLONE_NOVA_PRECACHE_IMAGE']   # no base yet
         raw = ENV['FASTCLONE_NOVA_RAW_IMAGE']
-        base = cache.base_name(qcow2)
+        base = naming.base_name(qcow2)
         self.assertNotIn(base, self.ceph.names(self.vms_pool))
-        before = dict(cache.STATS)
+        before = dict(naming.STATS)
         progress = self.precache([qcow2, raw])
         self.assertEqual(sorted(self.computes), sorted(
             n['payload']['nova_object.data']['host'] for n in progress))
@@ -713,23 +801,23 @@ class PrecacheTest(FastRbdNovaTest):
         self.assertIn('1 cached, 3 existing, 0 errors, 0 unsupported, '
                       '0 skipped', log)
         self.assertIn('precache of image %s: nothing to do' % raw, log)
-        self.assertEqual(1, cache.STATS['populations'] -
+        self.assertEqual(1, naming.STATS['populations'] -
                          before.get('populations', 0))
-        self.assertEqual(2, cache.STATS['precaches'] -
+        self.assertEqual(2, naming.STATS['precaches'] -
                          before.get('precaches', 0))
         self.assertIn(base, self.ceph.names(self.vms_pool))
         self.assertEqual((16 * units.Mi, None),
                          self.ceph.disk(self.vms_pool, base))
-        self.assertEqual([cache.SNAP], self.ceph.snaps(self.vms_pool, base))
+        self.assertEqual([naming.SNAP], self.ceph.snaps(self.vms_pool, base))
         self.assertEqual([], self.base_dir_files())
         new = self.ceph.everywhere() - self.before
         self.assertEqual({(self.vms_pool, base)}, new)
 
         server = self.boot(qcow2)
         self.assert_root_disk(server, self.cache_parent(qcow2), 1)
-        self.assertEqual(1, cache.STATS['populations'] -
+        self.assertEqual(1, naming.STATS['populations'] -
                          before.get('populations', 0))
-        self.assertEqual(1, cache.STATS['hits'] - before.get('hits', 0))
+        self.assertEqual(1, naming.STATS['hits'] - before.get('hits', 0))
         self.assertEqual([], self.base_dir_files())
         self._delete_server(server)
         self.assert_no_leftovers(server)

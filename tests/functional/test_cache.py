@@ -15,8 +15,8 @@ from nova import exception
 import pytest
 import rbd
 
-from fastclone_backend import cache
-from fastclone_backend import workdir
+from fastclone_backend.cache import naming
+from fastclone_backend.cache import workdir
 from fastclone_lab import novadisk
 from tests.functional.conftest import lab_environ
 from tests.functional.conftest import make_data
@@ -54,11 +54,11 @@ def clean_cache(vms, rados_nova):
     yield
     names = rbd.RBD().list(vms)
     for name in names:
-        if not cache.is_cache_name(name) and \
-                cache.is_cache_name(_parent_or_none(vms, name)):
+        if not naming.is_cache_name(name) and \
+                naming.is_cache_name(_parent_or_none(vms, name)):
             rbd.RBD().remove(vms, name)
     for name in names:
-        if cache.is_cache_name(name):
+        if naming.is_cache_name(name):
             _destroy(vms, name)
 
 
@@ -95,7 +95,7 @@ def _head(ioctx, name, length):
 
 def _leftovers(ioctx, image_id):
     return [n for n in rbd.RBD().list(ioctx)
-            if n.startswith(cache.tmp_prefix(image_id))]
+            if n.startswith(naming.tmp_prefix(image_id))]
 
 
 def _spawn_cached(nova_ctx, lab, vms, image, data):
@@ -104,11 +104,11 @@ def _spawn_cached(nova_ctx, lab, vms, image, data):
     Checks it is a clone of the base holding the image's bytes; returns
     (instance, this spawn's download/conversion/import counts).
     """
-    before = dict(cache.STATS)
+    before = dict(naming.STATS)
     instance = novadisk.make_instance(1)
     disk = novadisk.create_root_disk(nova_ctx, instance, image.id)
     assert _parent(vms, disk.rbd_name) == (
-        lab.vms_pool, cache.base_name(image.id), 'snap')
+        lab.vms_pool, naming.base_name(image.id), 'snap')
     assert _head(vms, disk.rbd_name, len(data)) == data
     return instance, _stats_delta(before)
 
@@ -122,7 +122,7 @@ def _kill(procs):
 
 
 def _stats_delta(before):
-    return {k: cache.STATS[k] - before.get(k, 0) for k in
+    return {k: naming.STATS[k] - before.get(k, 0) for k in
             ('downloads', 'conversions', 'imports')}
 
 
@@ -130,7 +130,7 @@ def test_qcow2_populates_once_then_another_host_clones(
         nova_ctx, lab, images, vms, tmp_path):
     data = make_data(8 << 20, marker=b'fastclone-qcow2-marker')
     image = images.upload(_qcow2(images, data), disk_format='qcow2')
-    base = cache.base_name(image.id)
+    base = naming.base_name(image.id)
 
     instance, counts = _spawn_cached(nova_ctx, lab, vms, image, data)
     assert counts == {'downloads': 1, 'conversions': 1, 'imports': 0}
@@ -171,7 +171,7 @@ def test_twenty_concurrent_spawns_from_four_hosts_convert_once(
     assert sum(r['conversions'] for r in results) == 1
     disks = [d for r in results for d in r['disks']]
     assert len(set(disks)) == 20
-    base = cache.base_name(image.id)
+    base = naming.base_name(image.id)
     for name in disks:
         assert _parent(vms, name) == (lab.vms_pool, base, 'snap')
         assert _head(vms, name, len(data)) == data
@@ -216,13 +216,13 @@ def test_killed_populator_is_recovered(nova_ctx, lab, images, vms, tmp_path,
     instance = novadisk.make_instance(1)
     disk = novadisk.create_root_disk(nova_ctx, instance, image.id)
     assert _parent(vms, disk.rbd_name) == (
-        lab.vms_pool, cache.base_name(image.id), 'snap')
+        lab.vms_pool, naming.base_name(image.id), 'snap')
     assert _head(vms, disk.rbd_name, 1 << 20) == data[:1 << 20]
-    # the dead qemu-img's watch keeps its temp image busy for 30 s: the
-    # spawn does not wait for that, the lifecycle pass removes it then
-    from fastclone_backend import basestore
+    # the dead qemu-img is fenced and its temp image removed by the spawn
+    # that took over; were fencing refused, the lifecycle pass removes it
+    from fastclone_backend.cache import basestore
     from fastclone_backend import cluster
-    from fastclone_backend import lifecycle
+    from fastclone_backend.lifecycle import runner
     store = basestore.BaseStore(cluster.SharedRBDDriver())
     deadline = time.monotonic() + 120
     report = None
@@ -230,12 +230,12 @@ def test_killed_populator_is_recovered(nova_ctx, lab, images, vms, tmp_path,
         # what the pass saw, should it not remove the leftover in time
         assert time.monotonic() < deadline, (
             [store.describe(n) for n in _leftovers(vms, image.id)], report)
-        report = lifecycle.run_pass(nova_ctx, cluster.SharedRBDDriver(),
-                                    force=True)
+        report = runner.run_pass(nova_ctx, cluster.SharedRBDDriver(),
+                                 force=True)
         time.sleep(2)
-    vms.lock_exclusive(cache.lock_object(image.id), cache.LOCK_NAME,
+    vms.lock_exclusive(naming.lock_object(image.id), naming.LOCK_NAME,
                        'test-probe', duration=5)  # nobody holds it
-    vms.unlock(cache.lock_object(image.id), cache.LOCK_NAME, 'test-probe')
+    vms.unlock(naming.lock_object(image.id), naming.LOCK_NAME, 'test-probe')
     novadisk.delete_instance_disks(instance)
 
 
@@ -244,11 +244,11 @@ def test_changed_image_invalidates_the_base(nova_ctx, lab, images, vms):
     image = images.upload(_qcow2(images, data), disk_format='qcow2')
     first = novadisk.make_instance(1)
     novadisk.create_root_disk(nova_ctx, first, image.id)
-    base = cache.base_name(image.id)
+    base = naming.base_name(image.id)
     with rbd.Image(vms, base) as img:   # as if Glance's data had changed
         img.metadata_set('fastclone.os_hash_value', 'an-older-hash')
 
-    before = dict(cache.STATS)
+    before = dict(naming.STATS)
     second = novadisk.make_instance(1)
     disk = novadisk.create_root_disk(nova_ctx, second, image.id)
     assert _stats_delta(before)['downloads'] == 1
@@ -256,7 +256,7 @@ def test_changed_image_invalidates_the_base(nova_ctx, lab, images, vms):
         assert img.metadata_get('fastclone.os_hash_value') == \
             image.os_hash_value
     retired = [n for n in rbd.RBD().list(vms)
-               if n.startswith(cache.retired_name(image.id, ''))]
+               if n.startswith(naming.retired_name(image.id, ''))]
     assert len(retired) == 1  # kept: the first disk is still its clone
     assert _parent(vms, disk.rbd_name) == (lab.vms_pool, base, 'snap')
     novadisk.delete_instance_disks(first)
@@ -266,11 +266,11 @@ def test_changed_image_invalidates_the_base(nova_ctx, lab, images, vms):
 def test_eviction_keeps_bases_with_clones(nova_ctx, lab, images, vms,
                                           fastclone_conf, image_cache_conf):
     from fastclone_backend import cluster
-    from fastclone_backend import lifecycle
+    from fastclone_backend.lifecycle import runner
 
     def one_pass():
-        return lifecycle.run_pass(nova_ctx, cluster.SharedRBDDriver(),
-                                  force=True)
+        return runner.run_pass(nova_ctx, cluster.SharedRBDDriver(),
+                               force=True)
     # other tests' bases without clones would be evicted first: gone now
     image_cache_conf(remove_unused_original_minimum_age_seconds=0)
     one_pass()
@@ -288,18 +288,18 @@ def test_eviction_keeps_bases_with_clones(nova_ctx, lab, images, vms,
     last = novadisk.make_instance(1)
     novadisk.create_root_disk(nova_ctx, last, made['c'].id)
 
-    ours = {cache.base_name(made[t].id) for t in 'abc'}
+    ours = {naming.base_name(made[t].id) for t in 'abc'}
     others = [n for n in rbd.RBD().list(vms)
-              if cache.kind_of(n) == 'base' and n not in ours]
+              if naming.kind_of(n) == 'base' and n not in ours]
     fastclone_conf(cache_max_count=len(others) + 2)   # one too many
     report = one_pass()
     names = rbd.RBD().list(vms)
-    assert cache.base_name(made['a'].id) in names
-    assert cache.base_name(made['b'].id) not in names
-    assert cache.base_name(made['c'].id) in names
+    assert naming.base_name(made['a'].id) in names
+    assert naming.base_name(made['b'].id) not in names
+    assert naming.base_name(made['c'].id) in names
     assert len(report['removed']) == 1
     assert report['removed'][0].startswith(
-        cache.retired_name(made['b'].id, ''))
+        naming.retired_name(made['b'].id, ''))
     novadisk.delete_instance_disks(kept)
     novadisk.delete_instance_disks(last)
 
@@ -315,9 +315,9 @@ def _assert_rejected(nova_ctx, vms, image, reason, root_gb=1):
     names = rbd.RBD().list(vms)
     assert not [n for n in names if image.id in n]  # no base, no tmp
     assert disk.rbd_name not in names
-    vms.lock_exclusive(cache.lock_object(image.id), cache.LOCK_NAME,
+    vms.lock_exclusive(naming.lock_object(image.id), naming.LOCK_NAME,
                        'test-probe', duration=5)  # no stuck lock
-    vms.unlock(cache.lock_object(image.id), cache.LOCK_NAME, 'test-probe')
+    vms.unlock(naming.lock_object(image.id), naming.LOCK_NAME, 'test-probe')
 
 
 def _workdir_empty():

@@ -22,9 +22,9 @@ from nova import exception
 import pytest
 import rbd
 
-from fastclone_backend import cache
+from fastclone_backend.cache import naming
 from fastclone_backend import exception as fc_exception
-from fastclone_backend import lifecycle
+from fastclone_backend.lifecycle import runner
 from fastclone_lab import novadisk
 from tests.functional.conftest import LAB
 from tests.functional.conftest import make_data
@@ -150,11 +150,11 @@ def _assert_nothing_left(vms, image_id, instance=None, pass_ctx=None,
         deadline = time.monotonic() + 90
         while tc._leftovers(vms, image_id):
             assert time.monotonic() < deadline, tc._leftovers(vms, image_id)
-            lifecycle.run_pass(pass_ctx, _driver(), force=True)
+            runner.run_pass(pass_ctx, _driver(), force=True)
             time.sleep(2)
     names = rbd.RBD().list(vms)
     assert not [n for n in names if n.startswith(
-        (cache.tmp_prefix(image_id), cache.retired_name(image_id, '')))]
+        (naming.tmp_prefix(image_id), naming.retired_name(image_id, '')))]
     if instance is not None:
         assert not [n for n in names if n.startswith(instance.uuid)]
     assert tc._workdir_empty(), os.listdir(_workdir())
@@ -165,7 +165,7 @@ def _assert_nothing_left(vms, image_id, instance=None, pass_ctx=None,
 
 def _watch_objects(vms, image_id):
     """The population lock's liveness watch objects (liveness.py)."""
-    prefix = cache.lock_object(image_id) + '.'
+    prefix = naming.lock_object(image_id) + '.'
     return [o.key for o in vms.list_objects() if o.key.startswith(prefix)]
 
 
@@ -173,13 +173,13 @@ def _assert_lock_free(vms, image_id, wait=0):
     deadline = time.monotonic() + wait
     while True:
         try:
-            vms.lock_exclusive(cache.lock_object(image_id), cache.LOCK_NAME,
+            vms.lock_exclusive(naming.lock_object(image_id), naming.LOCK_NAME,
                                'test-probe', duration=5)
             break
         except Exception:   # rados.ObjectBusy: still held
             assert time.monotonic() < deadline, 'population lock held'
             time.sleep(0.5)
-    vms.unlock(cache.lock_object(image_id), cache.LOCK_NAME, 'test-probe')
+    vms.unlock(naming.lock_object(image_id), naming.LOCK_NAME, 'test-probe')
 
 
 def _driver():
@@ -368,7 +368,7 @@ def test_glance_killed_mid_download(nova_ctx, lab, images, vms, bounded):
 def test_host_killed_mid_population_is_taken_over(nova_ctx, lab, images,
                                                   vms, tmp_path, bounded,
                                                   caplog):
-    caplog.set_level(logging.INFO, logger='fastclone_backend.populate')
+    caplog.set_level(logging.INFO, logger='fastclone_backend.cache.populate')
     data = make_data(512 << 20)
     image = images.upload(tc._qcow2(images, data, 'takeover'),
                           disk_format='qcow2')
@@ -385,17 +385,8 @@ def test_host_killed_mid_population_is_taken_over(nova_ctx, lab, images,
     finally:
         tc._kill([proc])
     killed = time.time()
-    instance = novadisk.make_instance(1)
-    disk = novadisk.create_root_disk(nova_ctx, instance, image.id)
-    done = time.time() - killed
-    assert tc._parent(vms, disk.rbd_name) == (
-        lab.vms_pool, cache.base_name(image.id), 'snap')
-    assert tc._head(vms, disk.rbd_name, 1 << 20) == data[:1 << 20]
-    started = [r.created for r in caplog.records
-               if 'cache miss, populating' in r.getMessage() and
-               image.id in r.getMessage()]
-    assert len(started) == 1, started   # this host populated, once
-    takeover = started[0] - killed
+    instance, takeover, done = spawn_after_the_kill(
+        nova_ctx, lab, vms, image, data, caplog, killed)
     # the waiter's notify on the dead holder's watch times out (3 s): it
     # breaks the lock then, long before the lease would have run out
     assert takeover < LEASE - 2, takeover
@@ -404,8 +395,29 @@ def test_host_killed_mid_population_is_taken_over(nova_ctx, lab, images,
     _record('compute host killed (-9) mid-population, another spawn waiting '
             '(cache_lock_lease %d s)' % LEASE,
             'took over %.1f s after the kill, disk ready %.1f s after it; '
-            'the dead host\'s temp image removed by the lifecycle pass'
+            'the dead host and its qemu-img blocklisted, its temp image '
+            'removed by the spawn that took over'
             % (takeover, done))
+
+
+def spawn_after_the_kill(nova_ctx, lab, vms, image, data, caplog, killed):
+    """The next spawn of image, its populating host killed at `killed`.
+
+    Asserts the disk is a clone of the new base with the image's data and
+    that this host populated it once; returns (instance, seconds from the
+    kill until this host populated again, seconds until the disk).
+    """
+    instance = novadisk.make_instance(1)
+    disk = novadisk.create_root_disk(nova_ctx, instance, image.id)
+    done = time.time() - killed
+    assert tc._parent(vms, disk.rbd_name) == (
+        lab.vms_pool, naming.base_name(image.id), 'snap')
+    assert tc._head(vms, disk.rbd_name, 1 << 20) == data[:1 << 20]
+    started = [r.created for r in caplog.records
+               if 'cache miss, populating' in r.getMessage() and
+               image.id in r.getMessage()]
+    assert len(started) == 1, started   # this host populated, once
+    return instance, started[0] - killed, done
 
 
 @pytest.fixture
@@ -425,7 +437,7 @@ def test_full_workdir_falls_back_visibly(nova_ctx, lab, images, vms,
     data = make_data(300 << 20)
     image = images.upload(tc._qcow2(images, data, 'full'),
                           disk_format='qcow2')
-    before = dict(cache.STATS)
+    before = dict(naming.STATS)
     instance = novadisk.make_instance(1)
     start = time.monotonic()
     disk = novadisk.create_root_disk(nova_ctx, instance, image.id)
@@ -437,7 +449,7 @@ def test_full_workdir_falls_back_visibly(nova_ctx, lab, images, vms,
     assert any('work directory %s is full' % small_workdir in w and
                "takes Nova's own download path" in w for w in warnings), \
         warnings
-    assert cache.STATS['fallback_workdir_full'] - before.get(
+    assert naming.STATS['fallback_workdir_full'] - before.get(
         'fallback_workdir_full', 0) == 1
     assert os.listdir(small_workdir) == []
     novadisk.delete_instance_disks(instance)

@@ -16,10 +16,10 @@ from unittest import mock
 import pytest
 import rbd
 
-from fastclone_backend import basestore
-from fastclone_backend import cache
+from fastclone_backend.cache import basestore
+from fastclone_backend.cache import naming
 from fastclone_backend import cluster
-from fastclone_backend import lifecycle
+from fastclone_backend.lifecycle import runner
 from fastclone_lab import novadisk
 from tests.functional.conftest import lab_environ
 from tests.functional.conftest import make_data
@@ -41,12 +41,12 @@ def glance_pool(lab, rados_admin):
 
 
 def _pass(ctx):
-    return lifecycle.run_pass(ctx, cluster.SharedRBDDriver(), force=True)
+    return runner.run_pass(ctx, cluster.SharedRBDDriver(), force=True)
 
 
 def _ours(ioctx, image_id):
     return sorted(n for n in rbd.RBD().list(ioctx)
-                  if cache.image_id_of(n) == image_id)
+                  if naming.image_id_of(n) == image_id)
 
 
 def _sha(ioctx, name, length):
@@ -72,6 +72,14 @@ def _wait_flat(ioctx, names, timeout=60):
     while any(_has_parent(ioctx, n) for n in names):
         assert time.monotonic() < deadline, 'flatten did not finish'
         time.sleep(0.2)
+
+
+def _verdicts(ioctx):
+    import rados
+    with rados.ReadOpCtx() as op:
+        found, _ret = ioctx.get_omap_keys(op, '', -1)
+        ioctx.operate_read_op(op, naming.VERDICTS_OBJECT)
+        return [k for k, _v in found]
 
 
 def _trash_names(ioctx):
@@ -120,13 +128,13 @@ def _next_spawn_works_and_the_base_goes(ctx, lab, vms, image, data, racer,
     Once the racing clone is gone, one pass removes the retired base.
     """
     second, mine = _spawn(ctx, image.id)
-    assert _parent(vms, mine) == (lab.vms_pool, cache.base_name(image.id),
+    assert _parent(vms, mine) == (lab.vms_pool, naming.base_name(image.id),
                                   'snap')
     assert _head(vms, mine, len(data)) == data
     rbd.RBD().remove(vms, racer)
     report = _pass(ctx)
     assert retired in report['removed']
-    assert _ours(vms, image.id) == [cache.base_name(image.id)]
+    assert _ours(vms, image.id) == [naming.base_name(image.id)]
     novadisk.delete_instance_disks(second)
 
 
@@ -140,12 +148,12 @@ def test_clone_racing_the_retirement_keeps_the_base(
     image, data = _childless_base(nova_ctx, images, 'race-a')
     image_cache_conf(remove_unused_original_minimum_age_seconds=0)
     other = {}
-    act = lifecycle.Pass._act_on_bases
+    act = runner.Pass._act_on_bases
 
     def clone_in_the_window(self, plan, bases):
         other.update(_spawn_elsewhere(lab, image.id, tmp_path / 'host2'))
         return act(self, plan, bases)
-    with mock.patch.object(lifecycle.Pass, '_act_on_bases', autospec=True,
+    with mock.patch.object(runner.Pass, '_act_on_bases', autospec=True,
                            side_effect=clone_in_the_window):
         report = _pass(nova_ctx)
 
@@ -181,7 +189,7 @@ def test_clone_racing_the_snapshot_removal_keeps_the_base(
     def children_then_clone(vol, snap):
         found = check(vol, snap)
         if armed and snap.get('namespace', 0) == 0:
-            rbd.RBD().clone(vms, armed.pop(), cache.SNAP, vms, child)
+            rbd.RBD().clone(vms, armed.pop(), naming.SNAP, vms, child)
         return found
     with mock.patch.object(basestore.BaseStore, '_remove_once',
                            autospec=True, side_effect=arm), \
@@ -202,8 +210,9 @@ def test_clone_racing_the_snapshot_removal_keeps_the_base(
 def test_crashed_population_leftover_is_removed(nova_ctx, lab, images,
                                                 vms):
     image, _data = _cached_image(images, 'leftover')
-    tmp = cache.tmp_name(image.id, 'dead0001')
-    rbd.RBD().create(vms, tmp, 4 * MiB)   # nobody holds its lock
+    tmp = naming.tmp_name(image.id, 'dead0001')
+    store = basestore.BaseStore(cluster.SharedRBDDriver())
+    store.create(tmp, 4 * MiB, image.id)   # ours; nobody holds its lock
     report = _pass(nova_ctx)
     assert tmp in report['removed']
     assert tmp not in rbd.RBD().list(vms)
@@ -213,8 +222,9 @@ def test_half_removed_leftover_is_removed(nova_ctx, lab, images, vms,
                                           rados_admin):
     # an interrupted removal leaves the name listed, its header gone
     image, _data = _cached_image(images, 'half-removed')
-    tmp = cache.tmp_name(image.id, 'dead0002')
-    rbd.RBD().create(vms, tmp, 4 * MiB)
+    tmp = naming.tmp_name(image.id, 'dead0002')
+    store = basestore.BaseStore(cluster.SharedRBDDriver())
+    store.create(tmp, 4 * MiB, image.id)   # in our ledger until removed
     with rbd.Image(vms, tmp, read_only=True) as img:
         header = 'rbd_header.' + img.id()
     with rados_admin.open_ioctx(lab.vms_pool) as admin:
@@ -288,8 +298,11 @@ def test_deleted_raw_image_is_purged_from_the_trash_after_its_clones(
         assert _head(vms, disk, len(gone_data)) == gone_data
     for instance, _disk in made:
         novadisk.delete_instance_disks(instance)
+    assert [k for k in _verdicts(vms) if gone.id in k]   # we cloned it
     report = _pass(nova_ctx)
     assert report['purged'] == ['%s/%s' % (lab.images_pool, gone.id)]
+    assert not [k for k in _verdicts(vms) if gone.id in k]   # pruned
+    assert [k for k in _verdicts(vms) if live.id in k]       # kept
     trash = _trash_names(glance_pool)
     assert gone.id not in trash and moved.id in trash   # active: untouched
     with rbd.Image(glance_pool, live.id, 'snap', read_only=True) as img:
@@ -307,7 +320,7 @@ def test_two_hosts_at_once_exactly_one_does_the_work(
     image, _data = _cached_image(images, 'two-hosts')
     instance, _disk = _spawn(nova_ctx, image.id)
     glance.images.delete(image.id)   # work for the pass: retire its base
-    lifecycle.Records(vms).drop([lifecycle.LAST_PASS])
+    runner.Records(vms).drop([runner.LAST_PASS])
     at = ['pass', '--start-at', str(time.time() + 10)]   # both started
     procs = [_start_host(lab, tmp_path / 'eventlet', *at, eventlet=True),
              _start_host(lab, tmp_path / 'native', *at)]
@@ -394,6 +407,6 @@ def test_soak_spawns_deletes_and_passes_on_two_hosts(
     _pass(nova_ctx)
     ids = [spec[0] for spec in made]
     assert [n for n in rbd.RBD().list(vms)
-            if cache.image_id_of(n) in ids] == []
-    assert [n for n in _trash_names(vms) if cache.is_cache_name(n)] == []
+            if naming.image_id_of(n) in ids] == []
+    assert [n for n in _trash_names(vms) if naming.is_cache_name(n)] == []
     assert [n for n in _trash_names(glance_pool) if n in ids] == []
