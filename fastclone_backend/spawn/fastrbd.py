@@ -319,7 +319,7 @@ class FastRbd(imagebackend.Rbd):
         try:
             with naming.timed('clone'), cluster.answering(
                     image_id, doing, self.driver.op_timeout):
-                self.driver.clone({'url': loc.url}, self.rbd_name)
+                self._clone_over_partial(loc, image_id)
         except fc_exception.CephTimeout:
             with excutils.save_and_reraise_exception():
                 self._remove_partial()
@@ -329,6 +329,30 @@ class FastRbd(imagebackend.Rbd):
                                   'pool': self.driver.pool,
                                   'dst': self.rbd_name,
                                   'ms': (time.monotonic() - start) * 1000})
+
+    def _clone_over_partial(self, loc: location.RbdLocation,
+                            image_id) -> None:
+        """Clone; what an earlier clone of this disk left is removed first.
+
+        Nova asked ``exists()`` before the clone, so a disk name that is
+        taken all the same, by an image that does not open, is what a clone
+        that timed out leaves (here or on the host the build was
+        rescheduled from): its ``rbd_id`` object, maybe its header and
+        directory entry.  librbd's remove takes those away (it may answer
+        ImageNotFound while it does); then the clone runs once more.
+        """
+        try:
+            self.driver.clone({'url': loc.url}, self.rbd_name)
+        except rbd_utils.rbd.ImageExists:
+            if self.driver.exists(self.rbd_name):
+                raise
+            LOG.warning('image %(image)s: %(pool)s/%(name)s is taken by the '
+                        'remains of an earlier clone that did not finish; '
+                        'removing them and cloning again',
+                        {'image': image_id, 'pool': self.driver.pool,
+                         'name': self.rbd_name})
+            self.driver.remove_image(self.rbd_name)
+            self.driver.clone({'url': loc.url}, self.rbd_name)
 
     def _remove_partial(self) -> None:
         """Remove what a failed clone may have made, if Ceph answers.

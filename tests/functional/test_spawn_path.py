@@ -219,3 +219,32 @@ def test_image_deleted_since_its_last_clone_is_not_cloned(
     finally:
         novadisk.delete_instance_disks(first)
         novadisk.delete_instance_disks(second)
+
+
+def test_remains_of_a_clone_that_timed_out_are_replaced(
+        nova_ctx, lab, images, vms):
+    """A clone that timed out leaves rbd_id.<disk> (and maybe a directory
+    entry): the name is taken although no image opens.  The next build of
+    that instance (here, or the host it is rescheduled to) removes them
+    and clones; nothing of them is left.
+    """
+    data = make_data(2 * MiB, marker=b'fastclone-remains')
+    image = images.upload(images.write(data))
+    instance = novadisk.make_instance(1)
+    name = novadisk.root_disk(instance).rbd_name
+    orphan_id = b'fcdead0001'
+    vms.write_full('rbd_id.' + name,
+                   len(orphan_id).to_bytes(4, 'little') + orphan_id)
+    with pytest.raises(rbd.ImageExists):
+        rbd.RBD().create(vms, name, MiB)   # as librbd sees the name
+    try:
+        disk = novadisk.create_root_disk(nova_ctx, instance, image.id)
+        assert _disk_bytes(vms, disk.rbd_name, len(data)) == (1 << 30, data)
+        with rbd.Image(vms, name, read_only=True) as made:
+            assert made.id() != orphan_id.decode()
+            assert made.parent_info()[1] == image.id
+    finally:
+        novadisk.delete_instance_disks(instance)
+    assert name not in rbd.RBD().list(vms)
+    with pytest.raises(rados.ObjectNotFound):
+        vms.stat('rbd_id.' + name)

@@ -258,6 +258,29 @@ class FastRbdCloneTestCase(CloneFixtures):
                               mock.sentinel.ctx, IMAGE_ID)
         copy.assert_called_once_with(mock.sentinel.ctx, mock.ANY)
 
+    def test_remains_of_an_earlier_clone_are_removed_then_cloned(self):
+        # a timed-out clone leaves rbd_id (and more) under the disk's name:
+        # the next clone of that disk finds the name taken
+        self.driver['clone'].side_effect = [fakes.RbdImageExists(), None]
+        with mock.patch('fastclone_backend.cluster.SharedRBDDriver.exists',
+                        autospec=True, return_value=False) as exists:
+            self._fetch(_meta(GOOD))
+        exists.assert_called_once_with(self.disk.rbd_name)
+        self.driver['remove_image'].assert_called_once_with(
+            self.disk.rbd_name)
+        self.assertEqual([mock.call({'url': GOOD}, self.disk.rbd_name)] * 2,
+                         self.driver['clone'].call_args_list)
+        self.driver['resize'].assert_called_once_with(
+            self.disk.rbd_name, 2 * units.Gi)
+
+    def test_a_whole_disk_under_the_name_is_never_removed(self):
+        self.driver['clone'].side_effect = fakes.RbdImageExists()
+        with mock.patch('fastclone_backend.cluster.SharedRBDDriver.exists',
+                        autospec=True, return_value=True):
+            self.assertRaises(fakes.RbdImageExists, self._fetch, _meta(GOOD))
+        self.driver['remove_image'].assert_not_called()
+        self.driver['clone'].assert_called_once()
+
     def test_flavor_root_bytes(self):
         self.assertEqual(2 * units.Gi,
                          fastrbd.flavor_root_bytes(self.instance))
