@@ -354,6 +354,33 @@ class FastRbd(imagebackend.Rbd):
             self.driver.remove_image(self.rbd_name)
             self.driver.clone({'url': loc.url}, self.rbd_name)
 
+    def _get_parent_pool(self, context, base_image_id, fsid):
+        """Where Nova's direct snapshot goes: Glance's pool, not the cache's.
+
+        Nova puts the snapshot in the pool of the disk's parent.  A disk
+        cloned from a cached base has its parent in the instances pool,
+        which Glance's store does not own (Glance refuses the location):
+        its snapshot goes to the pool of the image's own location in this
+        cluster, as Nova asks Glance for a disk with no parent.  With no
+        such location, ImageUnacceptable makes Nova upload it instead.
+        """
+        if naming.kind_of(self._parent_name() or '') != 'base':
+            return super()._get_parent_pool(context, base_image_id, fsid)
+        pool = location.pool_in_cluster(
+            glancerecord.show(context, base_image_id), fsid)
+        if pool is None:
+            raise exception.ImageUnacceptable(
+                image_id=base_image_id, reason='the disk is a clone of a '
+                'cached base and the image has no RBD location in this '
+                'cluster for its snapshot')
+        return pool
+
+    def _parent_name(self):
+        try:
+            return self.driver.parent_info(self.rbd_name)[1]
+        except exception.ImageUnacceptable:   # no parent: a flat disk
+            return None
+
     def _remove_partial(self) -> None:
         """Remove what a failed clone may have made, if Ceph answers.
 

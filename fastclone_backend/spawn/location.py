@@ -134,6 +134,18 @@ def check(url, image_id: str, disk_format, policy: Policy) -> RbdLocation:
     return loc
 
 
+def pool_in_cluster(image_meta: dict, fsid: str):
+    """The pool of the image's first location in the cluster fsid, or None."""
+    for url in candidate_urls(image_meta):
+        try:
+            loc = parse(url)
+        except exception.LocationRejected:
+            continue
+        if loc.fsid == fsid:
+            return loc.pool
+    return None
+
+
 def candidate_urls(image_meta: dict, extra=()) -> list:
     """The image's location URLs, direct_url first, without duplicates.
 

@@ -573,7 +573,17 @@ class ActionsTest(FastRbdNovaTest):
 
     def test_snapshot_then_boot_from_it(self):
         image_id = ENV['FASTCLONE_NOVA_RAW_IMAGE']
+        self.assert_snapshot_boots(self.boot(image_id))
+
+    def test_snapshot_of_a_server_on_a_cached_base(self):
+        # its disk's parent is in the instances pool: the snapshot must
+        # still go to Glance's pool (Nova would put it beside the parent)
+        image_id = ENV['FASTCLONE_NOVA_QCOW2_IMAGE']
         server = self.boot(image_id)
+        self.assert_root_disk(server, self.cache_parent(image_id), 1)
+        self.assert_snapshot_boots(server)
+
+    def assert_snapshot_boots(self, server):
         snap_id = self.api.post_server_action(
             server['id'], {'createImage': {'name': 'fastclone-nova-snap'}}
         )['image_id']
@@ -581,6 +591,7 @@ class ActionsTest(FastRbdNovaTest):
         self.wait_image_active(snap_id)
         # Nova's direct snapshot: a flat image in Glance's pool, with snap
         self.assertIn(snap_id, self.ceph.names(self.images_pool))
+        self.assertNotIn(snap_id, self.ceph.names(self.vms_pool))
         self.assertIsNone(self.ceph.disk(self.images_pool, snap_id)[1])
         self.assertEqual(['snap'], self.ceph.snaps(self.images_pool, snap_id))
         self.assertEqual([], self.ceph.snaps(self.vms_pool,

@@ -33,6 +33,7 @@ SCENARIOS = (
     'ActionsTest.test_cold_migrate',
     'ActionsTest.test_rebuild_to_another_image',
     'ActionsTest.test_snapshot_then_boot_from_it',
+    'ActionsTest.test_snapshot_of_a_server_on_a_cached_base',
     'ActionsTest.test_shelve_unshelve_on_the_other_compute',
     'CloneChoiceTest.test_file_store_raw_goes_through_the_cache',
     'CloneChoiceTest.test_no_clone_no_cache_then_nova_downloads',

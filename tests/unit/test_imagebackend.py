@@ -289,6 +289,54 @@ class FastRbdCloneTestCase(CloneFixtures):
             objects.Instance(uuid=self.instance.uuid)))
 
 
+class DirectSnapshotPoolTestCase(CloneFixtures):
+    """Nova's direct snapshot of a FastRbd disk lands in Glance's pool."""
+
+    def _parent(self, name):
+        parent_info = self.useFixture(fixtures.MockPatch(
+            'fastclone_backend.cluster.SharedRBDDriver.parent_info',
+            autospec=True)).mock
+        if name is None:
+            parent_info.side_effect = exception.ImageUnacceptable(
+                image_id='disk', reason='no parent')
+        else:
+            parent_info.return_value = ('vms', name, 'snap')
+
+    def test_clone_of_a_cached_base_goes_to_the_images_location_pool(self):
+        self._parent('fastclone-base-' + IMAGE_ID)
+        self.show.return_value = _meta(
+            'rbd://%s/elsewhere/%s/snap' % (OTHER, IMAGE_ID),
+            'rbd://%s/glance-images/%s/snap' % (FSID, IMAGE_ID),
+            disk_format='qcow2')
+        self.assertEqual('glance-images', self.disk._get_parent_pool(
+            mock.sentinel.ctx, IMAGE_ID, FSID))
+        self.show.assert_called_once_with(mock.sentinel.ctx, IMAGE_ID)
+
+    def test_clone_of_a_cached_base_without_a_location_here_uploads(self):
+        # ImageUnacceptable is what makes Nova take the standard snapshot
+        self._parent('fastclone-base-' + IMAGE_ID)
+        self.show.return_value = _meta(
+            'rbd://%s/images/%s/snap' % (OTHER, IMAGE_ID), 'file:///x')
+        error = self.assertRaises(
+            exception.ImageUnacceptable, self.disk._get_parent_pool,
+            mock.sentinel.ctx, IMAGE_ID, FSID)
+        self.assertIn(IMAGE_ID, str(error))
+        self.assertIn('cached base', str(error))
+
+    def test_clone_of_a_glance_image_keeps_novas_choice(self):
+        self._parent(IMAGE_ID)
+        self.assertEqual('vms', self.disk._get_parent_pool(
+            mock.sentinel.ctx, IMAGE_ID, FSID))
+        self.show.assert_not_called()
+
+    def test_flat_disk_keeps_novas_choice(self):
+        self._parent(None)
+        self.image_api.get.return_value = _meta(GOOD)
+        self.assertEqual('images', self.disk._get_parent_pool(
+            mock.sentinel.ctx, IMAGE_ID, FSID))
+        self.show.assert_not_called()
+
+
 class FastRbdCacheTestCase(base.TestCase):
     """When no location can be cloned, the cached base is."""
 
