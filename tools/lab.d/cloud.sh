@@ -99,10 +99,10 @@ ensure_cloud_venv() {
     log "installing Keystone, Placement, Nova into $CVENV (once)"
     rm -rf "$CVENV"
     "${PYTHON:-python3}" -m venv "$CVENV"
-    "$CVENV/bin/pip" install -q --disable-pip-version-check -r "$FILES/cloud-requirements.txt" \
+    "$REPO/tools/pip-install" "$CVENV" -q -r "$FILES/cloud-requirements.txt" \
         >"$LAB/pip-cloud.log" 2>&1 || { tail_log "$LAB/pip-cloud.log"; die "pip install of the cloud tier failed"; }
     # the computes run this checkout's fastclone_backend (nova-compute-fastrbd)
-    "$CVENV/bin/pip" install -q --disable-pip-version-check --no-deps -e "$REPO" \
+    "$REPO/tools/pip-install" "$CVENV" -q --no-deps -e "$REPO" \
         >>"$LAB/pip-cloud.log" 2>&1 || { tail_log "$LAB/pip-cloud.log"; die "pip install -e $REPO failed"; }
     "$REPO/tools/link-pyceph" "$CVENV"
     link_pylibvirt
