@@ -223,7 +223,9 @@ def test_image_deleted_since_its_last_clone_is_not_cloned(
 
 def test_remains_of_a_clone_that_timed_out_are_replaced(
         nova_ctx, lab, images, vms):
-    """A clone that timed out leaves rbd_id.<disk> (and maybe a directory
+    """The remains of a clone that timed out do not block its disk.
+
+    A clone that timed out leaves rbd_id.<disk> (and maybe a directory
     entry): the name is taken although no image opens.  The next build of
     that instance (here, or the host it is rescheduled to) removes them
     and clones; nothing of them is left.
