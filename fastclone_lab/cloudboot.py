@@ -42,15 +42,18 @@ STOCK_RBD_HOSTS = ('stock1',)
 STOCK_QCOW2_HOSTS = ('stockq',)
 
 
-def connect(env: dict):
+def connect(env: dict, compute_api_version=None):
     """An openstacksdk connection as the lab's admin (tools/lab env)."""
     import openstack
+    versions = {'compute_api_version': compute_api_version} if (
+        compute_api_version) else {}
     return openstack.connect(
         auth_url=env['OS_AUTH_URL'], username=env['OS_USERNAME'],
         password=env['OS_PASSWORD'], project_name=env['OS_PROJECT_NAME'],
         user_domain_name=env['OS_USER_DOMAIN_NAME'],
         project_domain_name=env['OS_PROJECT_DOMAIN_NAME'],
-        region_name=env['OS_REGION_NAME'], identity_api_version='3')
+        region_name=env['OS_REGION_NAME'], identity_api_version='3',
+        **versions)
 
 
 def nova_dir(env: dict) -> str:

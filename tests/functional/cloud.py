@@ -22,6 +22,7 @@ import time
 
 import pytest
 
+from fastclone_lab import cloudboot
 from fastclone_lab import libvirthost
 from tests.functional import conftest
 
@@ -98,19 +99,10 @@ def tier_up() -> bool:
 
 
 def connect(env: dict):
-    import openstack
-    return openstack.connect(
-        auth_url=env['OS_AUTH_URL'], username=env['OS_USERNAME'],
-        password=env['OS_PASSWORD'], project_name=env['OS_PROJECT_NAME'],
-        user_domain_name=env['OS_USER_DOMAIN_NAME'],
-        project_domain_name=env['OS_PROJECT_DOMAIN_NAME'],
-        region_name=env['OS_REGION_NAME'], identity_api_version='3',
-        compute_api_version='2.95')
+    return cloudboot.connect(env, compute_api_version='2.95')
 
 
-def up_computes(conn) -> set:
-    return {s.host for s in conn.compute.services(binary='nova-compute')
-            if s.state == 'up' and s.status == 'enabled'}
+up_computes = cloudboot.up_hosts
 
 
 def wait_computes(conn, timeout=120) -> set:
@@ -135,6 +127,8 @@ def cloud():
     conn = connect(env)
     try:
         hosts = wait_computes(conn)
+        # the whole set runs more servers than Nova's default quota (10)
+        cloudboot.unlimited_quotas(conn)
     except Exception as e:
         pytest.fail('the cloud tier cannot be reached (%s: %s); see tools/lab '
                     'status --cloud' % (type(e).__name__, e), pytrace=False)

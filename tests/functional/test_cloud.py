@@ -25,6 +25,7 @@ import time
 import pytest
 
 from fastclone_backend.cache import naming
+from fastclone_lab import cloudboot
 from fastclone_lab import guest
 from tests.functional import cloud as cloudmod
 from tests.functional.cloud import cloud  # noqa: F401 (fixture)
@@ -297,7 +298,9 @@ def test_tier_processes_services_hypervisors(cloud):  # noqa: F811
     assert [cloud.runs_fastrbd(h) for h in HOSTS] == [True, True, False]
     assert cloudmod.up_computes(cloud.conn) >= set(HOSTS)
     hypervisors = {h.name for h in cloud.conn.compute.hypervisors()}
-    assert hypervisors == set(HOSTS), hypervisors
+    # and stockq (stock qcow2) where the tier was started --with-qcow2
+    extra = set(cloudboot.STOCK_QCOW2_HOSTS) & hypervisors
+    assert hypervisors == set(HOSTS) | extra, hypervisors
     openstack = os.path.join(cloud.env['FASTCLONE_LAB_CLOUD_VENV'], 'bin',
                              'openstack')
     env = dict(os.environ, **{k: v for k, v in cloud.env.items()
