@@ -146,11 +146,11 @@ def test_actions_modes(version, modes):
 @pytest.mark.parametrize('version,mode,gap', [
     ('34.0.0', 'threading', None), ('33.0.2', 'eventlet', None),
     ('33.0.2', 'threading',
-     "Nova 33.0.2's functional test base has no threading mode"),
-    ('32.2.1', 'threading', "Nova 32.2.1's nova-compute has no threading "
-     'mode'),
-    ('35.0.0', 'eventlet', "Nova 35.0.0's nova-compute has no eventlet "
-     'mode')])
+     "Nova 33.0.2's functional test base has no native threads"),
+    ('32.2.1', 'threading', "Nova 32.2.1's nova-compute has no native "
+     'threads'),
+    ('35.0.0', 'eventlet', "Nova 35.0.0's nova-compute has no eventlet"),
+    ('34.0.0', 'gevent', "Nova 34.0.0's nova-compute has no gevent")])
 def test_actions_mode_gap(version, mode, gap):
     assert releases.actions_mode_gap(version, mode) == gap
 
