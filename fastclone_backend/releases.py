@@ -34,30 +34,64 @@ LAST = max(SERIES)
 TESTED = {
     31: 'unit suite, Nova 31\'s RbdTestCase and the Nova-actions suite '
         '(eventlet: Nova 31 has no native threads)',
-    32: 'unit suite and Nova 32\'s RbdTestCase per release; the '
-        'Nova-actions suite (eventlet and native threads) by '
-        'tools/release-matrix --actions',
-    33: 'unit suite and Nova 33\'s RbdTestCase per release; the '
-        'Nova-actions suite (eventlet and native threads) by '
-        'tools/release-matrix --actions',
+    32: 'unit suite, Nova 32\'s RbdTestCase and the Nova-actions suite '
+        '(eventlet: Nova 32\'s nova-compute has no native threads)',
+    33: 'unit suite, Nova 33\'s RbdTestCase and the Nova-actions suite '
+        '(eventlet; nova-compute\'s native threads, experimental in Nova 33, '
+        'are not: Nova 33\'s functional base runs on eventlet only)',
     34: 'unit suite, Nova 34\'s RbdTestCase and the Nova-actions suite '
-        '(eventlet and native threads)',
+        '(native threads and eventlet)',
 }
 
 
-# What each release's nova-compute runs on, its default first: eventlet
-# only on 31; native threads on request (OS_NOVA_DISABLE_EVENTLET_PATCHING=1)
-# on 32 and 33; native threads by default, eventlet on request (=0), on 34.
-CONCURRENCY = {31: ('eventlet',), 32: ('eventlet', 'threading'),
+# What each release's nova-compute runs on, its default first (Nova's
+# doc/source/admin/concurrency.rst and release notes): eventlet only on 31
+# and 32 (32's OS_NOVA_DISABLE_EVENTLET_PATCHING=1 is for nova-api,
+# -scheduler and -metadata only); on 33 eventlet, and native threads on
+# request (=1, experimental); on 34 native threads, and eventlet on
+# request (=0).
+CONCURRENCY = {31: ('eventlet',), 32: ('eventlet',),
                33: ('eventlet', 'threading'), 34: ('threading', 'eventlet')}
+
+# The modes the Nova-actions suite runs in (Nova's own functional base,
+# tests/functional/novaactionshost.py): Nova's functional test fixtures run
+# on native threads from 34 only (its notifier fixture walks eventlet's
+# greenlets, its databases are in-memory SQLite shared across threads
+# before; Nova itself runs its functional tests threaded from 34).
+ACTIONS_MODES = {31: ('eventlet',), 32: ('eventlet',), 33: ('eventlet',),
+                 34: ('threading', 'eventlet')}
 
 
 def concurrency_modes(version: str) -> tuple:
-    """The modes this Nova version's services run in, its default first.
+    """The modes this Nova version's nova-compute runs in, default first.
 
     ('eventlet',) for '31.3.1'; () for a release outside :data:`SERIES`.
     """
     return CONCURRENCY.get(major_of(version), ())
+
+
+def actions_modes(version: str) -> tuple:
+    """The modes the Nova-actions suite runs in on this Nova version.
+
+    ('eventlet',) for '33.0.2'; () for a release outside :data:`SERIES`.
+    """
+    return ACTIONS_MODES.get(major_of(version), ())
+
+
+MODE_NAMES = {'eventlet': 'eventlet', 'threading': 'native threads'}
+
+
+def actions_mode_gap(version: str, mode: str) -> str | None:
+    """Why the Nova-actions suite does not run in mode here, or None.
+
+    "Nova 33.0.2's functional test base has no native threads".
+    """
+    if mode in actions_modes(version):
+        return None
+    what = ('nova-compute' if mode not in concurrency_modes(version)
+            else 'functional test base')
+    return 'Nova %s\'s %s has no %s' % (version, what,
+                                        MODE_NAMES.get(mode, mode))
 
 
 @dataclasses.dataclass(frozen=True)

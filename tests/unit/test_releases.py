@@ -128,10 +128,37 @@ def test_programs_refuse_nova_30_without_starting(tmp_path, module,
 
 
 @pytest.mark.parametrize('version,modes', [
-    ('31.3.1', ('eventlet',)), ('34.0.0', ('threading', 'eventlet')),
-    ('30.3.0', ()), ('junk', ())])
+    ('31.3.1', ('eventlet',)), ('32.2.1', ('eventlet',)),
+    ('33.0.2', ('eventlet', 'threading')),
+    ('34.0.0', ('threading', 'eventlet')), ('30.3.0', ()), ('junk', ())])
 def test_concurrency_modes(version, modes):
     assert releases.concurrency_modes(version) == modes
+
+
+@pytest.mark.parametrize('version,modes', [
+    ('31.3.1', ('eventlet',)), ('32.2.1', ('eventlet',)),
+    ('33.0.2', ('eventlet',)), ('34.0.0', ('threading', 'eventlet')),
+    ('35.0.0', ())])
+def test_actions_modes(version, modes):
+    assert releases.actions_modes(version) == modes
+
+
+@pytest.mark.parametrize('version,mode,gap', [
+    ('34.0.0', 'threading', None), ('33.0.2', 'eventlet', None),
+    ('33.0.2', 'threading',
+     "Nova 33.0.2's functional test base has no native threads"),
+    ('32.2.1', 'threading', "Nova 32.2.1's nova-compute has no native "
+     'threads'),
+    ('35.0.0', 'eventlet', "Nova 35.0.0's nova-compute has no eventlet"),
+    ('34.0.0', 'gevent', "Nova 34.0.0's nova-compute has no gevent")])
+def test_actions_mode_gap(version, mode, gap):
+    assert releases.actions_mode_gap(version, mode) == gap
+
+
+def test_actions_modes_are_modes_of_nova_compute():
+    for major, modes in releases.ACTIONS_MODES.items():
+        assert set(modes) <= set(releases.CONCURRENCY[major]), major
+        assert 'eventlet' in modes, major
 
 
 def _nova_source(*parts):
@@ -144,14 +171,37 @@ def _nova_source(*parts):
 def test_concurrency_modes_are_the_installed_novas():
     """What CONCURRENCY says of this venv's Nova is what its code does.
 
-    Native threads exist where nova.monkey_patch can start oslo.service's
-    threading backend; they are the default where nova-compute's entry
-    point asks patch() for backend='threading'.
+    nova-compute runs on native threads where its entry point serves
+    without forking (``no_fork=True``, Nova 33's "Do not fork compute
+    workers in native threading mode", part of nova-compute's native
+    threading; Nova 32 switches every service alike, from
+    ``nova/cmd/__init__``, and supports it for API, scheduler and metadata
+    only); they are the default where the entry point asks patch() for
+    backend='threading'.
     """
     modes = releases.concurrency_modes(releases.installed_version())
-    threading = 'BackendType.THREADING' in _nova_source('monkey_patch.py')
-    default = ('threading' if "patch(backend='threading')" in
-               _nova_source('cmd', 'compute.py') else 'eventlet')
+    compute = _nova_source('cmd', 'compute.py')
+    threading = ('BackendType.THREADING' in _nova_source('monkey_patch.py')
+                 and 'no_fork=True' in compute)
+    default = ('threading' if "patch(backend='threading')" in compute
+               else 'eventlet')
     assert ('threading' in modes) == threading, modes
     assert 'eventlet' in modes
     assert modes[0] == default, modes
+
+
+def test_actions_modes_are_the_installed_novas():
+    """The suite runs threads where Nova's functional base can.
+
+    Nova's versioned-notification fixture walks eventlet's greenlets for
+    the sending test case except on native threads; before Nova 34 it
+    always does, and fails any notification sent on native threads.
+    """
+    modes = releases.actions_modes(releases.installed_version())
+    notifier = _nova_source('tests', 'fixtures', 'notifications.py')
+    threading = ('threading' in releases.concurrency_modes(
+        releases.installed_version()) and
+        'concurrency_mode_threading' in notifier)
+    assert ('threading' in modes) == threading, modes
+    assert modes[0] == releases.concurrency_modes(
+        releases.installed_version())[0], modes
