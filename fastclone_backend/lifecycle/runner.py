@@ -154,10 +154,11 @@ class Pass:
         cloned = {verdicts.image_of(k) for k in self.verdict_keys}
         entries = [e for pool in self._trash_pools()
                    for e in trash.entries(self.driver, pool, ledger, cloned)]
+        foreign = {e.name for e in entries if not e.owned}
         glance = glancestate.states(
             glancestate.service_context(self.context),
-            {b.image_id for b in bases if b.owned} |
-            {e.name for e in entries if not e.owned})
+            {b.image_id for b in bases if b.owned and b.kind == 'base'} |
+            foreign, confirm=foreign)
         plan = policy.Plan()
         policy.plan_bases(bases, glance, now, self.rules, plan)
         policy.plan_trash(entries, glance, now, self.rules, plan)
