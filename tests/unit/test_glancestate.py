@@ -28,10 +28,12 @@ class Glance:
         self.failing = set(failing)   # ids whose page or GET fails
         self.failing_get = set(failing_get) | self.failing
         self.listed = []              # (ids, hidden) of each list request
+        self.doing = []               # what each says it does
         self.shown = []
 
     def listed_(self, context, image_ids, doing, hidden=False):
         self.listed.append((list(image_ids), hidden))
+        self.doing.append(doing)
         if self.failing & set(image_ids):
             raise fc_exception.GlanceTimeout(image=image_ids[0], timeout=60,
                                              doing=doing, cause='x')
@@ -180,6 +182,23 @@ class StatesTestCase(base.TestCase):
     def test_nothing_to_ask_asks_nothing(self):
         self.assertEqual({}, self._states([]))
         self.assertEqual([], self.glance.listed)
+
+    def test_a_list_request_says_how_many_it_asks_about(self):
+        self.flags(glance_ids_per_request=3, group='fastclone')
+        self._states(_ids(4))
+        self.assertEqual([
+            'listing it and 2 other images for the lifecycle pass',
+            'listing it for the lifecycle pass'], self.glance.doing[:2])
+
+    def test_warning_leaves_out_the_ids_of_the_url(self):
+        ids = _ids(3)
+        url = 'http://glance/v2/images?limit=4&id=in:' + ','.join(ids)
+        error = RuntimeError('Error communicating with %s Request to %s '
+                             'timed out' % (url, url.replace(':', '%3A')))
+        self.assertEqual(
+            'Error communicating with http://glance/v2/images?limit=4&'
+            'id=in:... Request to http%3A//glance/v2/images?limit=4&'
+            'id=in%3A... timed out', glancestate.brief(error))
 
     def test_a_timeout_decides_nothing(self):
         self.glance = Glance(failing=_ids(1))
