@@ -4,13 +4,17 @@
 --workdir DIR`` parses a nova.conf like nova-compute-fastrbd, makes N Glance
 image records and N cached bases published for them the way a population
 publishes one (``BaseStore.publish``), deletes D of the images in Glance
-and gives C other bases a clone (default: a tenth each), and times two
+and gives C other bases a clone (default: a tenth each), and times three
 forced passes through the real code (``runner.run_pass``): the first has
 work (retire and remove the deleted images' bases), the second is the
-steady state.  For each: seconds, RADOS operations (the OSDs' ``osd.op``
-counters, read as the lab's admin user), and Glance requests (every HTTP
-request this process sent to Glance, by method).  Everything it made is
-removed.  Prints one JSON line.
+steady state, the third runs without the base index (removed first: as
+the first pass after the upgrade that brought it, or after losing it),
+opening every base and indexing it again.  For each: seconds, RADOS
+operations (the OSDs' ``osd.op`` counters, read as the lab's admin user)
+in all and per base, Glance requests (every HTTP request this process sent
+to Glance, by method), and how many cached images the pass opened (the
+others came from the base index).  Everything it made is removed.  Prints
+one JSON line.
 """
 
 import argparse
@@ -124,13 +128,20 @@ class Bench:
                                  force=True)
         seconds = time.perf_counter() - start
         by_method = requests.snapshot() - sent
-        return {'seconds': seconds,
-                'rados_ops': osdstats.delta(before, ceph.counters())['ops'],
+        ops = osdstats.delta(before, ceph.counters())['ops']
+        return {'seconds': seconds, 'rados_ops': ops,
+                'rados_ops_per_base': round(ops / self.count, 3),
                 'glance_requests': sum(by_method.values()),
                 'glance_gets': by_method['GET'],
                 'glance_by_method': dict(by_method),
+                'opened': report.get('opened'),
                 'retired': len(report['retired']),
                 'removed': len(report['removed'])}
+
+    def lose_index(self) -> None:
+        """Remove the base index, as before the upgrade that brought it."""
+        from fastclone_backend.cache import naming
+        self.ioctx.remove_object(naming.INDEX_OBJECT)
 
     def _drop_base(self, image_id) -> None:
         from fastclone_backend.cache import naming
@@ -181,6 +192,8 @@ def main():
         setup_s = time.perf_counter() - start
         first = bench.one_pass(ceph, requests)
         steady = bench.one_pass(ceph, requests)
+        bench.lose_index()
+        unindexed = bench.one_pass(ceph, requests)
     finally:
         ceph.close()
         bench.cleanup()
@@ -189,8 +202,10 @@ def main():
     print(json.dumps({'bases': args.bases, 'deleted_images': deleted,
                       'with_clones': len(bench.clones), 'setup_s': setup_s,
                       'cleanup_s': time.perf_counter() - start - setup_s -
-                      first['seconds'] - steady['seconds'],
-                      'first': first, 'steady': steady}))
+                      first['seconds'] - steady['seconds'] -
+                      unindexed['seconds'],
+                      'first': first, 'steady': steady,
+                      'unindexed': unindexed}))
     return 0
 
 

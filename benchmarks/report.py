@@ -410,13 +410,17 @@ def lifecycle_table(life: dict):
              'clone)' % (life['bases'], life['deleted_images'],
                          life['with_clones']))
     header = ['pass', 'seconds', 'RADOS ops', 'RADOS ops per base',
-              'Glance requests', 'Glance GETs', 'retired', 'removed']
+              'Glance requests', 'Glance GETs', 'bases opened', 'retired',
+              'removed']
     rows = [[which, _fmt(p['seconds']), str(p['rados_ops']),
              _fmt(p['rados_ops'] / life['bases']),
              _fmt(p.get('glance_requests')), str(p['glance_gets']),
-             str(p['retired']), str(p['removed'])]
+             _fmt(p.get('opened')), str(p['retired']), str(p['removed'])]
             for which, p in (('first (with work)', life['first']),
-                             ('steady state', life['steady']))]
+                             ('steady state', life['steady']),
+                             ('without the base index (upgrade)',
+                              life.get('unindexed')))
+            if p is not None]
     return title, header, rows
 
 

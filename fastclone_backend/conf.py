@@ -577,6 +577,33 @@ Related options:
 
 * ``[glance] timeout`` (Nova's own Glance calls), ``[glance] num_retries``
 """),
+    cfg.IntOpt(
+        'glance_ids_per_request',
+        default=150,
+        min=1,
+        max=150,
+        help="""
+How many image ids the lifecycle pass puts in one request to Glance.
+
+The pass asks Glance about the images of every cached base in pages: the
+v2 image list filtered by id (``GET /v2/images?id=in:<id>,<id>,...``), one
+request per page.  Each id adds 37 bytes to the request line: 150 ids make
+a line of about 5.6 KB, under the 8 KB that Apache (``LimitRequestLine``)
+and eventlet accept by default.  A front end that refuses long request
+lines (uwsgi's default ``buffer-size`` is 4 KB; a refused page leaves its
+bases undecided, with a WARNING, every pass) needs a smaller value, or a
+larger buffer there.
+
+Possible values:
+
+* 1 to 150 (default 150).  10,000 bases cost about 10,000 / this value
+  requests a pass.
+
+Related options:
+
+* ``[fastclone] glance_timeout`` (each request's bound)
+* ``[image_cache] manager_interval`` (how often the pass runs)
+"""),
 ]
 
 

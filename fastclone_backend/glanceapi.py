@@ -25,12 +25,16 @@ and the stage.  Connection failures are retried as Nova's own client does
 request (Nova's makes a glanceclient per call, and each fetches Glance's
 image schema first): the same dict, through Nova's own translation, with
 the schema fetched once per process and endpoint and refreshed every
-:data:`SCHEMA_TTL` seconds.
+:data:`SCHEMA_TTL` seconds.  :func:`listed` asks for many images at once:
+the v2 image list filtered by id, each record translated the same way
+(without locations: a list answer has none unless Glance shows multiple
+locations).
 """
 
 import socket
 import threading
 import time
+from urllib import parse
 
 import glanceclient.exc
 from oslo_log import log as logging
@@ -183,6 +187,67 @@ def show(context, image_href: str,
         locations.append({'url': image['direct_url'], 'metadata': {}})
     image['locations'] = locations
     return image
+
+
+def _list_path(image_ids, hidden: bool) -> str:
+    """The v2 list of exactly these images (one page if Glance allows).
+
+    ``limit`` is one more than the ids asked: Glance adds a ``next`` link
+    when a page is full, so a full page means its ``api_limit_max`` cut
+    the answer.  ``visibility=all`` includes community images, which a
+    list leaves out by default even for an admin; hidden images
+    (``os_hidden``) are listed only when asked for, and then only them.
+    """
+    query = [('limit', len(image_ids) + 1), ('visibility', 'all')]
+    if hidden:
+        query.append(('os_hidden', 'true'))
+    query.append(('id', 'in:' + ','.join(image_ids)))
+    return '/v2/images?' + parse.urlencode(query, safe=':,')
+
+
+def listed(context, image_ids, doing: str, hidden: bool = False) -> list:
+    """Nova's image dicts of those of image_ids that Glance lists.
+
+    One request per page of the answer (one, unless Glance's
+    ``api_limit_max`` is below the number of ids), each bounded as
+    :func:`get` does.  Images the context may not see are left out, as
+    :func:`show` reports them not found.
+
+    :param hidden: list the hidden images (``os_hidden``) among them
+        instead; a plain list never shows them.
+    :raises: GlanceTimeout; Nova's translation of Glance's errors.
+    """
+    first = image_ids[0]
+    session, _first = service(context, first)
+    wrapper = session._client
+    path = _list_path(image_ids, hidden)
+    found = []
+    for _page in range(len(image_ids) + 1):   # each page has one at least
+        try:
+            _resp, body = get(context, wrapper, path, first, doing)
+            schema = _schema(context, wrapper, first, doing)
+        except fc_exception.GlanceTimeout:
+            raise
+        except Exception:
+            glance._reraise_translated_exception()
+        found += _translated(context, body.get('images') or [], schema)
+        path = body.get('next')
+        if not path or not body.get('images'):
+            return found
+    raise exception.ImageBadRequest(
+        image_id=first, response='Glance kept paging past %d pages for %d '
+        'images' % (len(image_ids) + 1, len(image_ids)))
+
+
+def _translated(context, records, schema) -> list:
+    """Nova's image dicts of v2 list records the context may see."""
+    found = []
+    for raw in records:
+        record = _Record(raw, schema)
+        record.pop('self', None)
+        if glance._is_image_available(context, record):
+            found.append(glance._translate_from_glance(record))
+    return found
 
 
 def locations(context, image_id: str) -> list:

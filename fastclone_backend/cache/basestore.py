@@ -33,9 +33,16 @@ marked it and renamed it to its base name; a removal writes the name in
 the ledger before it starts, so a removal interrupted after the image
 header went still proves the name ours.  A look-alike (our prefix, no
 valid mark, not in the ledger) is reported once and left alone.
+
+The base index (:mod:`fastclone_backend.cache.baseindex`) follows each
+ready base: :meth:`BaseStore.publish` indexes it, :meth:`BaseStore.touch`
+records its uses there too, :meth:`BaseStore.retire` drops it.  The
+lifecycle pass surveys from it (:meth:`BaseStore.survey_from_index`) and
+opens only the bases it may act on (:meth:`BaseStore.look`).
 """
 
 import contextlib
+import dataclasses
 import json
 import os
 import socket
@@ -48,6 +55,7 @@ from oslo_log import log as logging
 import nova.conf
 from nova.storage import rbd_utils
 
+from fastclone_backend.cache import baseindex
 from fastclone_backend.cache import naming
 from fastclone_backend import cluster
 from fastclone_backend import conf as fc_conf
@@ -248,6 +256,7 @@ class BaseStore:
         except (rbd_utils.rbd.Error, rbd_utils.rados.Error) as e:
             LOG.debug('could not record use of %(name)s: %(err)s',
                       {'name': name, 'err': e})
+        self._index_do('use of ' + name, lambda index: index.use(name, now))
 
     def names(self, prefix: str = '') -> list:
         """Our image names in the pool (starting with prefix, if given)."""
@@ -307,6 +316,89 @@ class BaseStore:
                     self.locked(naming.image_id_of(name))),
             stored=meta, owned=owned)
 
+    def survey_from_index(self) -> list:
+        """A naming.Base for each image named like ours, for the pass.
+
+        The ready bases of the base index come from it, not opened
+        (``Base.surveyed`` False: clones unknown, see :meth:`look`); every
+        other image named like ours is described (opened), and a ready
+        base of ours found that way is indexed.  Entries of images no
+        longer listed are dropped.  One omap read (per 1024 keys) and one
+        pool listing, plus the images opened.
+        """
+        with self.ioctx() as ioctx:
+            entries, used = baseindex.BaseIndex(ioctx).read()
+            names = [n for n in rbd_utils.RbdProxy().list(ioctx)
+                     if naming.is_cache_name(n)]
+        ledger = self.ledger()
+        found = [b for b in (self._indexed(n, entries, used, ledger)
+                             for n in names) if b is not None]
+        self._reindex([b for b in found if b.surveyed],
+                      gone=(set(entries) | set(used)) - set(names))
+        return found
+
+    def _indexed(self, name: str, entries: dict, used: dict, ledger):
+        """name's Base from its index entry; else described, or None."""
+        if name in entries:
+            try:
+                base = baseindex.parse(name, entries[name],
+                                       used.get(name, 0.0))
+            except (ValueError, TypeError, AttributeError):
+                base = None   # not an entry we wrote: open the image
+            if base is not None and base.owned:
+                return base
+        base = self.describe(name, ledger)
+        if base is None:
+            return None
+        if not base.owned:
+            report_foreign(self.pool, name)
+        return _used_since(base, used.get(name, 0.0))
+
+    def look(self, bases: list, names) -> list:
+        """bases, those named opened and described afresh (gone: left out).
+
+        The base index follows what was found: a ready base of ours is
+        indexed afresh, anything else (gone, no snapshot, not ours) is
+        dropped from it.
+        """
+        names = set(names)
+        ledger = self.ledger()
+        found = []
+        for base in bases:
+            if base.name not in names:
+                found.append(base)
+                continue
+            fresh = self.describe(base.name, ledger)
+            if fresh is not None:
+                found.append(_used_since(fresh, base.last_used))
+        self._reindex([b for b in found if b.name in names],
+                      gone=names - {b.name for b in found})
+        return found
+
+    def _reindex(self, described: list, gone=()) -> None:
+        """Index the ready bases of ours described; drop the others."""
+        ready = [b for b in described if b.kind == 'base']
+        good = [b for b in ready if b.owned and b.has_snap]
+        drop = set(gone) | ({b.name for b in ready} -
+                            {b.name for b in good})
+        if good or drop:
+            self._index_do('survey', lambda index: (index.put(good),
+                                                    index.drop(drop)))
+
+    def _index_do(self, doing: str, write) -> None:
+        """One change to the base index, best effort.
+
+        A change lost costs the next lifecycle pass one image opened (a
+        base it lacks) or one entry dropped (an image gone), nothing more.
+        """
+        try:
+            with self.ioctx() as ioctx:
+                write(baseindex.BaseIndex(ioctx))
+        except (rbd_utils.rados.Error, rbd_utils.rbd.Error) as e:
+            LOG.debug('base index of pool %(pool)s not updated (%(doing)s): '
+                      '%(err)s; the lifecycle pass corrects it',
+                      {'pool': self.pool, 'doing': doing, 'err': e})
+
     def locked(self, image_id: str) -> bool:
         """Whether a live holder has the image's population lock.
 
@@ -336,17 +428,22 @@ class BaseStore:
         with self._open(tmp) as vol:
             stamped = dict(naming.fingerprint(image_meta),
                            **naming.mark(image_meta['id'], vol.id()))
+            stamped[naming.META + 'last_used'] = stamp()
+            stamped[naming.META + 'populated_by'] = '%s:%d' % (
+                socket.gethostname(), os.getpid())
             for key, value in stamped.items():
                 vol.metadata_set(key, value)
-            vol.metadata_set(naming.META + 'last_used', stamp())
-            vol.metadata_set(naming.META + 'populated_by', '%s:%d' % (
-                socket.gethostname(), os.getpid()))
             vol.create_snap(naming.SNAP)
             if protect:
                 vol.protect_snap(naming.SNAP)
             size = vol.size()
-        self.rename(tmp, naming.base_name(image_meta['id']))
+        name = naming.base_name(image_meta['id'])
+        self.rename(tmp, name)
         self._ledger_do('drop', tmp)   # the mark proves it ours now
+        base = naming.Base(name=name, size=size, stored=stamped,
+                           last_used=_float(
+                               stamped[naming.META + 'last_used']))
+        self._index_do('publish of ' + name, lambda index: index.put([base]))
         return size
 
     def retire(self, name: str, why: str):
@@ -360,10 +457,16 @@ class BaseStore:
         try:
             self.rename(name, new)
         except rbd_utils.rbd.ImageNotFound:
+            self._unindex(name)
             return None
+        self._unindex(name)
         LOG.info('retired cached base %(pool)s/%(name)s as %(new)s: %(why)s',
                  {'pool': self.pool, 'name': name, 'new': new, 'why': why})
         return new
+
+    def _unindex(self, name: str) -> None:
+        self._index_do('retirement of ' + name,
+                       lambda index: index.drop([name]))
 
     def remove(self, name: str, wait: float = 0) -> bool:
         """Remove a hidden image of ours unless it has clones; True: gone.
@@ -484,6 +587,13 @@ class BaseStore:
         LOG.info('removed %(pool)s/%(name)s', {'pool': self.pool,
                                                'name': name})
         return True
+
+
+def _used_since(base: naming.Base, used: float) -> naming.Base:
+    """base, last used when it says or at `used`, whichever is later."""
+    if used <= base.last_used:
+        return base
+    return dataclasses.replace(base, last_used=used)
 
 
 def _float(value) -> float:

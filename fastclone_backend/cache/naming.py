@@ -25,7 +25,9 @@ on every host, is then a clone of that snapshot.
 * ``fastclone-lock-<image id>``: the RADOS object holding the population
   lock; ``fastclone-lifecycle``: the lifecycle pass's lock and records;
   ``fastclone-owned``: the ledger of hidden images we are making or
-  removing (see :func:`owned`).
+  removing (see :func:`owned`); ``fastclone-bases``: the base index, what
+  the lifecycle pass needs of each ready base without opening it (see
+  :mod:`fastclone_backend.cache.baseindex`).
 * Names never start with an instance uuid, so Nova's instance-disk cleanup
   (``name.startswith(instance.uuid)``) can never match them.
 
@@ -53,6 +55,8 @@ RETIRED_PREFIX = 'fastclone-retired-'
 LOCK_PREFIX = 'fastclone-lock-'
 LIFECYCLE_OBJECT = 'fastclone-lifecycle'
 LEDGER_OBJECT = 'fastclone-owned'
+# each ready base's size, fingerprint and mark, and its last use
+INDEX_OBJECT = 'fastclone-bases'
 # what each Glance snapshot cloned in place holds, by pool/image@snap id
 VERDICTS_OBJECT = 'fastclone-verdicts'
 LOCK_NAME = 'populate'   # the population lock on a lock object
@@ -214,6 +218,10 @@ class Base:
     locked: bool = False     # its image's population lock is held
     stored: dict = dataclasses.field(default_factory=dict)  # fingerprint
     owned: bool = True       # proven ours (naming.owned), else left alone
+    # opened: children, snapshot and mark read from the image itself.
+    # False: read from the base index (children unknown, ownership as
+    # indexed): never retired or removed before it is opened.
+    surveyed: bool = True
 
     @property
     def kind(self) -> str:

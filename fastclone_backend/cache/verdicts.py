@@ -24,6 +24,7 @@ Glance pool was one we cloned from.
 from nova.storage import rbd_utils
 
 from fastclone_backend.cache import naming
+from fastclone_backend.cache import omap
 
 SEP = '\n'
 
@@ -69,15 +70,13 @@ class Verdicts:
             client.ioctx.operate_write_op(op, naming.VERDICTS_OBJECT)
 
     def keys(self) -> list:
-        """Every verdict key ([] when there is none yet)."""
-        with rbd_utils.RADOSClient(self.driver, self.pool) as client, \
-                rbd_utils.rados.ReadOpCtx() as op:
-            found, _ret = client.ioctx.get_omap_keys(op, '', -1)
-            try:
-                client.ioctx.operate_read_op(op, naming.VERDICTS_OBJECT)
-            except rbd_utils.rados.ObjectNotFound:
-                return []
-            return [k for k, _v in found]
+        """Every verdict key ([] when there is none yet).
+
+        In pages: one read returns at most 1024 (see
+        :mod:`fastclone_backend.cache.omap`).
+        """
+        with rbd_utils.RADOSClient(self.driver, self.pool) as client:
+            return sorted(omap.items(client.ioctx, naming.VERDICTS_OBJECT))
 
     def drop(self, keys) -> None:
         if not keys:

@@ -36,6 +36,12 @@ Nothing that has a clone is ever removed: the I/O layer checks again after
 hiding it, and Ceph itself refuses (see
 :mod:`fastclone_backend.cache.basestore`).
 
+Most bases are surveyed from the base index, without opening them
+(``Base.surveyed`` False): their clones are unknown.  Such a base is never
+retired or removed; :func:`to_look_at` names those the plan may act on,
+which the pass opens (and asks again, until it names none) before
+:func:`plan_bases` decides.
+
 Nothing that is not provably ours is touched: a base, tmp or retired image
 only when its survey found it ours (``Base.owned``: our mark or our
 ledger), a trash entry only when it is ours the same way, or when it is
@@ -129,24 +135,43 @@ def glance_verdict(base: Base, glance: dict):
     return 'image data changed: %s' % stale if stale else None
 
 
+def childless(base: Base) -> bool:
+    """Known to have no clones: opened, and none found."""
+    return base.surveyed and not base.children
+
+
+def _maybe_childless(base: Base) -> bool:
+    """Possibly without clones: not opened yet, or opened and none found."""
+    return not base.surveyed or not base.children
+
+
+def _forced_reason(base: Base, glance: dict):
+    """Why a ready base must not be cloned any more, or None."""
+    if not base.has_snap:
+        return 'no snapshot (partial)'
+    return glance_verdict(base, glance)
+
+
 def _forced_retirements(bases, glance) -> list:
-    """(base, why) for ready bases that must not be cloned any more."""
+    """(base, why) for opened ready bases that must not be cloned any more."""
     found = []
     for base in bases:
-        why = ('no snapshot (partial)' if not base.has_snap
-               else glance_verdict(base, glance))
+        why = _forced_reason(base, glance) if base.surveyed else None
         if why:
             found.append((base, why))
     return found
 
 
-def _unused_retirements(bases, now, rules) -> list:
-    """(base, why): childless, unused too long, or LRU over the limits."""
+def _unused_retirements(bases, now, rules, free=childless) -> list:
+    """(base, why): childless, unused too long, or LRU over the limits.
+
+    :param free: whether a base may go (has no clones).
+    """
     found = []
     kept = []
     for base in sorted(bases, key=lambda b: b.last_used):
         idle = now - base.last_used
-        if not base.children and idle >= rules.min_age:
+        if free(base) and idle >= rules.min_age:
             found.append((base, 'unused for %d s' % idle))
         else:
             kept.append(base)
@@ -157,7 +182,7 @@ def _unused_retirements(bases, now, rules) -> list:
                 (rules.max_count and count > rules.max_count))
         if not over:
             break
-        if base.children:
+        if not free(base):
             continue
         found.append((base, 'least recently used over the cache limits'))
         total -= base.size
@@ -165,9 +190,34 @@ def _unused_retirements(bases, now, rules) -> list:
     return found
 
 
+def to_look_at(bases, glance: dict, now: float, rules: Rules) -> list:
+    """Names of the bases not opened yet that the plan may act on.
+
+    Those Glance condemns (or without a snapshot); with
+    ``remove_unused``, those :func:`plan_bases` would retire as unused or
+    over the limits if every base not opened had no clones.  Once they are
+    opened, ask again: a base found with clones lets the least recently
+    used walk go further.  Nothing left to open: :func:`plan_bases` decides
+    as if every base had been opened.
+    """
+    ready = [b for b in bases if b.owned and b.kind == 'base']
+    forced = [b for b in ready if _forced_reason(b, glance)]
+    wanted = list(forced)
+    if rules.remove_unused:
+        names = {b.name for b in forced}
+        wanted += [b for b, _why in _unused_retirements(
+            [b for b in ready if b.name not in names], now, rules,
+            free=_maybe_childless)]
+    return sorted({b.name for b in wanted if not b.surveyed})
+
+
 def plan_bases(bases, glance: dict, now: float, rules: Rules,
                plan: Plan) -> Plan:
-    """Fill plan.retire and plan.remove for the cache pool's images."""
+    """Fill plan.retire and plan.remove for the cache pool's images.
+
+    A base not opened (``surveyed`` False) counts in the cache's totals
+    but is never retired or removed: :func:`to_look_at` first.
+    """
     bases = [b for b in bases if b.owned]
     ready = [b for b in bases if b.kind == 'base']
     forced = _forced_retirements(ready, glance)
@@ -178,15 +228,15 @@ def plan_bases(bases, glance: dict, now: float, rules: Rules,
             [b for b in ready if b.name not in forced_names], now, rules)
     plan.retire.extend((b.name, why) for b, why in retire)
     for base in bases:
-        if base.kind == 'tmp' and not base.locked:
+        if base.kind == 'tmp' and base.surveyed and not base.locked:
             plan.remove.append((base.name, 'left by a crashed population'))
     if not rules.remove_unused:
         return plan
     for base, why in retire:
-        if not base.children:
+        if childless(base):
             plan.remove.append((base.name, why))
     for base in bases:
-        if base.kind == 'retired' and not base.children:
+        if base.kind == 'retired' and childless(base):
             plan.remove.append((base.name, 'retired, no clones left'))
     return plan
 

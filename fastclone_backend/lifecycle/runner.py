@@ -19,6 +19,11 @@ a RADOS lease on ``fastclone-lifecycle`` in the cache pool, where it also
 records when it last ran and which flatten tasks it queued.
 
 survey (Ceph, Glance) -> :mod:`fastclone_backend.lifecycle.policy` -> act.
+
+The survey scales with the bases: they come from the base index (one omap
+read, see :mod:`fastclone_backend.cache.baseindex`) and Glance is asked in
+pages (:mod:`fastclone_backend.lifecycle.glancestate`); only the bases the
+plan may act on are opened (:func:`policy.to_look_at`).
 """
 
 import json
@@ -143,25 +148,38 @@ class Pass:
         self.verdict_keys = []
         self.report = {'ran': True, 'retired': [], 'removed': [],
                        'purged': [], 'flatten': [], 'kept': [],
-                       'verdicts_pruned': 0}
+                       'verdicts_pruned': 0, 'bases': 0, 'opened': 0}
 
     def survey_and_plan(self, now: float):
         """(bases, trash entries, Glance states, Plan): nothing done."""
-        bases = self.store.survey()
+        bases = self.store.survey_from_index()
         ledger = self.store.ledger()
         self.verdicts = verdicts.Verdicts(self.driver, self.store.pool)
         self.verdict_keys = self.verdicts.keys()
         cloned = {verdicts.image_of(k) for k in self.verdict_keys}
         entries = [e for pool in self._trash_pools()
                    for e in trash.entries(self.driver, pool, ledger, cloned)]
+        foreign = {e.name for e in entries if not e.owned}
         glance = glancestate.states(
             glancestate.service_context(self.context),
-            {b.image_id for b in bases if b.owned} |
-            {e.name for e in entries if not e.owned})
+            {b.image_id for b in bases if b.owned and b.kind == 'base'} |
+            foreign, confirm=foreign)
+        bases = self._look(bases, glance, now)
         plan = policy.Plan()
         policy.plan_bases(bases, glance, now, self.rules, plan)
         policy.plan_trash(entries, glance, now, self.rules, plan)
         return bases, entries, glance, plan
+
+    def _look(self, bases, glance, now: float) -> list:
+        """Open the bases the plan may act on, until it needs no more."""
+        while True:
+            names = policy.to_look_at(bases, glance, now, self.rules)
+            if not names:
+                break
+            bases = self.store.look(bases, names)
+        self.report['bases'] = len(bases)
+        self.report['opened'] = sum(1 for b in bases if b.surveyed)
+        return bases
 
     def dry_run(self) -> list:
         """What a pass would do now: (action, target, why) rows.
@@ -201,12 +219,15 @@ class Pass:
         LOG.info('lifecycle pass: %(retired)d retired, %(removed)d '
                  'removed, %(purged)d purged from the trash, %(flatten)d '
                  'flatten tasks queued, %(kept)d kept for their clones, in '
-                 '%(s).2f s', {'retired': len(self.report['retired']),
-                               'removed': len(self.report['removed']),
-                               'purged': len(self.report['purged']),
-                               'flatten': len(self.report['flatten']),
-                               'kept': len(self.report['kept']),
-                               's': self.report['seconds']})
+                 '%(s).2f s (%(opened)d of %(bases)d cached images opened)',
+                 {'retired': len(self.report['retired']),
+                  'removed': len(self.report['removed']),
+                  'purged': len(self.report['purged']),
+                  'flatten': len(self.report['flatten']),
+                  'kept': len(self.report['kept']),
+                  's': self.report['seconds'],
+                  'opened': self.report['opened'],
+                  'bases': self.report['bases']})
         return self.report
 
     def _trash_pools(self) -> list:

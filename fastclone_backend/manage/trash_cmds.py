@@ -37,8 +37,9 @@ def pools(drv) -> list:
 def decisions(ctx, drv):
     """[(entry, purge?, why)] for every trash entry, by policy.plan_trash."""
     entries = [e for p in pools(drv) for e in trash.entries(drv, p)]
-    glance = glancestate.states(glancestate.service_context(ctx),
-                                {e.name for e in entries})
+    names = {e.name for e in entries}
+    glance = glancestate.states(glancestate.service_context(ctx), names,
+                                confirm=names)
     plan = policy.plan_trash(entries, glance, time.time(),
                              runner.rules(), policy.Plan())
     purge = {e.id: why for e, why in plan.purge}

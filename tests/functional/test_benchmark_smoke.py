@@ -99,9 +99,13 @@ def check_smoke_results(tmp_path):
     # at least its own two deleted images' bases
     assert life['first']['retired'] >= 2 and life['first']['removed'] >= 2
     assert life['steady']['retired'] == life['steady']['removed'] == 0
+    # without the index every base is opened, its own 18 live ones too;
+    # in steady state none of those (only retired, temp, look-alikes)
+    assert life['unindexed']['opened'] >= 18
+    assert life['steady']['opened'] <= life['unindexed']['opened'] - 18
     assert life['first']['rados_ops'] > 0 and life['first']['seconds'] > 0
     # every HTTP request to Glance counted, whatever its method
-    for p in (life['first'], life['steady']):
+    for p in (life['first'], life['steady'], life['unindexed']):
         assert p['glance_requests'] == sum(p['glance_by_method'].values())
         assert 1 <= p['glance_gets'] <= p['glance_requests']
     md = (tmp_path / names['md']).read_text()

@@ -4,6 +4,7 @@ Other "hosts" are separate processes (tests/functional/lifecyclehost.py),
 one eventlet-patched and one on native threads where two run.
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -12,12 +13,17 @@ import subprocess
 import sys
 import time
 from unittest import mock
+import urllib.parse
+import uuid
 
+from oslo_utils import uuidutils
 import pytest
 import rbd
 
+from fastclone_backend.cache import baseindex
 from fastclone_backend.cache import basestore
 from fastclone_backend.cache import naming
+from fastclone_backend.cache import verdicts
 from fastclone_backend import cluster
 from fastclone_backend.lifecycle import runner
 from fastclone_lab import novadisk
@@ -410,3 +416,235 @@ def test_soak_spawns_deletes_and_passes_on_two_hosts(
             if naming.image_id_of(n) in ids] == []
     assert [n for n in _trash_names(vms) if naming.is_cache_name(n)] == []
     assert [n for n in _trash_names(glance_pool) if n in ids] == []
+
+
+# ------------------------------------------------------------ at scale
+# The base index and Glance in pages: a mixed cache, the requests counted
+# where they leave this process (requests' HTTP adapter).
+PAGE = 2   # [fastclone] glance_ids_per_request: a few images, many pages
+
+
+@contextlib.contextmanager
+def _glance_requests(lab):
+    """[(method, url)] of every request this process sends to Glance."""
+    from requests import adapters
+    send = adapters.HTTPAdapter.send
+    sent = []
+
+    def counted(adapter, request, *args, **kwargs):
+        if request.url.startswith(lab.glance_url):
+            sent.append((request.method, request.url))
+        return send(adapter, request, *args, **kwargs)
+    with mock.patch.object(adapters.HTTPAdapter, 'send', autospec=True,
+                           side_effect=counted):
+        yield sent
+
+
+def _listed_ids(url):
+    """(ids asked, hidden?) of a list request; None for anything else."""
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+    if not query.get('id'):
+        return None
+    (ids,) = query['id']
+    assert ids.startswith('in:'), url
+    return ids[3:].split(','), query.get('os_hidden') == ['true']
+
+
+class _Cache:
+    """Glance records (no data) and the bases published for them."""
+
+    def __init__(self, ctx, lab, glance, vms, glance_pool):
+        self.ctx, self.lab, self.glance = ctx, lab, glance
+        self.vms, self.glance_pool = vms, glance_pool
+        self.store = basestore.BaseStore(cluster.SharedRBDDriver())
+        self.image_ids, self.clones, self.trash, self.rbd_names = \
+            [], [], [], []
+
+    def record(self, tag):
+        image = self.glance.images.create(
+            name='fastclone-test-index-' + tag, disk_format='raw',
+            container_format='bare')
+        self.image_ids.append(image.id)
+        return image.id
+
+    def base(self, tag, clone=False):
+        """A base published for a new record, as a population does."""
+        from nova.virt.libvirt import imagebackend
+        image_id = self.record(tag)
+        tmp = naming.tmp_name(image_id, uuid.uuid4().hex[:8])
+        self.store.create(tmp, 4 * MiB, image_id)
+        self.store.publish(tmp, imagebackend.IMAGE_API.get(self.ctx,
+                                                           image_id))
+        if clone:
+            name = 'fastclone-test-index-clone-' + image_id[:8]
+            rbd.RBD().clone(self.vms, naming.base_name(image_id),
+                            naming.SNAP, self.vms, name)
+            self.clones.append(name)
+        return image_id
+
+    def trashed(self, tag):
+        """A record whose RBD image we cloned from, now in the trash."""
+        image_id = self.record(tag)
+        rbd.RBD().create(self.glance_pool, image_id, MiB)
+        with rbd.Image(self.glance_pool, image_id) as img:
+            img.create_snap('snap')
+            (snap,) = img.list_snaps()
+        verdicts.Verdicts(cluster.SharedRBDDriver(), self.lab.vms_pool).put(
+            verdicts.key(self.lab.images_pool, image_id, snap['id']), 'raw',
+            'test')
+        rbd.RBD().trash_move(self.glance_pool, image_id)
+        self.trash.append(image_id)
+        return image_id
+
+    def look_alike(self):
+        name = naming.base_name(str(uuid.uuid4()))   # no mark: not ours
+        rbd.RBD().create(self.vms, name, MiB)
+        self.rbd_names.append(name)
+        return name
+
+    def cleanup(self):
+        for name in self.clones + self.rbd_names:
+            _quietly(rbd.RBD().remove, self.vms, name)
+        for image_id in self.image_ids:
+            for name in _ours(self.vms, image_id):
+                retired = name
+                if naming.kind_of(name) == 'base':
+                    retired = self.store.retire(name, 'test cleanup')
+                _quietly(self.store.remove, retired)
+            _quietly(self.glance.images.delete, image_id)
+        for entry in rbd.RBD().trash_list(self.glance_pool):
+            if entry['name'] in self.trash:
+                _quietly(self._purge, entry['id'])
+
+    def _purge(self, rbd_id):
+        with rbd.Image(self.glance_pool, image_id=rbd_id) as img:
+            for snap in list(img.list_snaps()):
+                img.remove_snap(snap['name'])
+        rbd.RBD().trash_remove(self.glance_pool, rbd_id)
+
+
+def _quietly(fn, *args):
+    try:
+        fn(*args)
+    except Exception:   # already gone: cleanup only
+        pass
+
+
+def _not_listed(glance, image_id):
+    """Does Glance's default list leave image_id out (deleted, hidden)?"""
+    import glanceclient.exc
+    try:
+        return bool(glance.images.get(image_id).get('os_hidden'))
+    except glanceclient.exc.HTTPNotFound:
+        return True
+
+
+def _check_requests(sent, asked, confirm, glance):
+    """The pass asked Glance in pages, and one GET per confirmed id only.
+
+    :param asked: the ids the pass gave glancestate.states; confirm: those
+        to confirm one by one (trash entries).
+    """
+    lists = [_listed_ids(url) for _m, url in sent]
+    plain = [ids for found in lists if found and not found[1]
+             for ids in [found[0]]]
+    hidden = [ids for found in lists if found and found[1]
+              for ids in [found[0]]]
+    left_out = {i for i in asked if _not_listed(glance, i)}
+    gets = sorted(url.rsplit('/', 1)[1] for m, url in sent
+                  if m == 'GET' and '/v2/images/' in url)
+    assert all(len(url) < 7000 for _m, url in sent)
+    assert sorted(i for ids in plain for i in ids) == sorted(asked)
+    assert [len(ids) for ids in plain] == [PAGE] * (len(asked) // PAGE) + (
+        [len(asked) % PAGE] if len(asked) % PAGE else [])
+    assert sorted(i for ids in hidden for i in ids) == sorted(
+        left_out - set(confirm))
+    assert len(hidden) == -(-len(left_out - set(confirm)) // PAGE)
+    assert gets == sorted(left_out & set(confirm))
+    others = [u for m, u in sent if '/v2/schemas/' not in u and
+              _listed_ids(u) is None and '/v2/images/' not in u]
+    assert others == []
+    return len(plain) + len(hidden) + len(gets)
+
+
+def _pass_counted(ctx, lab):
+    """(report, requests sent, ids asked, ids to confirm) of one pass."""
+    from fastclone_backend.lifecycle import glancestate
+    states = glancestate.states
+    asked = {}
+
+    def recorded(context, image_ids, confirm=()):
+        asked.update(ids=[i for i in set(image_ids)
+                          if uuidutils.is_uuid_like(i)],
+                     confirm=set(confirm))
+        return states(context, image_ids, confirm=confirm)
+    with _glance_requests(lab) as sent, mock.patch.object(
+            glancestate, 'states', autospec=True, side_effect=recorded):
+        report = _pass(ctx)
+    return report, sent, asked['ids'], asked['confirm']
+
+
+def test_pass_from_the_index_with_glance_in_pages(
+        nova_ctx, lab, glance, vms, glance_pool, fastclone_conf):
+    fastclone_conf(glance_ids_per_request=PAGE)
+    cache = _Cache(nova_ctx, lab, glance, vms, glance_pool)
+    index = baseindex.BaseIndex(vms)
+    try:
+        live = [cache.base('live-%d' % i, clone=i == 0) for i in range(3)]
+        hidden = cache.base('hidden')
+        glance.images.update(hidden, os_hidden=True)
+        gone, gone_pinned = cache.base('gone'), cache.base('gone-pinned',
+                                                           clone=True)
+        changed = cache.base('changed')
+        unindexed = cache.base('unindexed')
+        stranger = cache.look_alike()
+        trash_gone, trash_live = cache.trashed('trash-gone'), \
+            cache.trashed('trash-live')
+        for image_id in (gone, gone_pinned, trash_gone):
+            glance.images.delete(image_id)
+        # a base of older data: its metadata and its index entry say so
+        with rbd.Image(vms, naming.base_name(changed)) as img:
+            img.metadata_set('fastclone.os_hash_value', 'an-older-hash')
+        (entry,) = [b for b in basestore.BaseStore(
+            cluster.SharedRBDDriver()).survey()
+            if b.name == naming.base_name(changed)]
+        index.put([entry])
+        index.drop([naming.base_name(unindexed)])   # made before the index
+
+        report, sent, asked, confirm = _pass_counted(nova_ctx, lab)
+        print('first pass: %d Glance requests, %d of %d opened' % (
+            len(sent), report['opened'], report['bases']))
+        assert {trash_gone, trash_live} <= confirm
+        assert set(live + [hidden, gone, gone_pinned, changed, unindexed,
+                           trash_gone, trash_live]) <= set(asked)
+        _check_requests(sent, asked, confirm, glance)
+
+        (retired,) = _ours(vms, gone_pinned)          # kept for its clone
+        assert retired in report['retired']
+        assert retired not in report['removed']
+        assert _ours(vms, gone) == [] and _ours(vms, changed) == []
+        for image_id in live + [hidden, unindexed]:
+            assert _ours(vms, image_id) == [naming.base_name(image_id)]
+        assert stranger in rbd.RBD().list(vms)
+        assert report['purged'] == ['%s/%s' % (lab.images_pool,
+                                               trash_gone)]
+        assert _trash_names(glance_pool).count(trash_live) == 1
+        assert trash_gone not in _trash_names(glance_pool)
+
+        # steady state: no ready base opened, the unindexed one indexed
+        entries, _used = index.read()
+        assert naming.base_name(unindexed) in entries
+        assert stranger not in entries
+        report, sent, asked, confirm = _pass_counted(nova_ctx, lab)
+        print('steady state: %d Glance requests, %d of %d opened' % (
+            len(sent), report['opened'], report['bases']))
+        listed = [n for n in rbd.RBD().list(vms) if naming.is_cache_name(n)]
+        entries, _used = index.read()
+        assert report['bases'] == len(listed)
+        assert report['opened'] == len([n for n in listed
+                                        if n not in entries])
+        assert report['retired'] == report['removed'] == []
+        _check_requests(sent, asked, confirm, glance)
+        assert trash_live in confirm and trash_gone not in confirm
+    finally:
+        cache.cleanup()

@@ -96,6 +96,58 @@ class CephModules(fixtures.Fixture):
         self.addCleanup(_reset_handles)
 
 
+class OmapIoctx:
+    """An ioctx whose objects hold an omap, read and written through ops.
+
+    Reads answer at most ``cap`` entries, as an OSD does
+    (``osd_max_omap_entries_per_request``); ``reads`` and ``writes`` count
+    the operations.  Use with CephModules (its ReadOpCtx/WriteOpCtx).
+    """
+
+    def __init__(self, cap: int = 1024):
+        self.objects = {}   # name: {key: value bytes}
+        self.cap = cap
+        self.reads = 0
+        self.writes = 0
+        self._read = None
+        self._write = []
+
+    def get_omap_vals(self, op, after, prefix, count):
+        found = []   # filled by operate_read_op, as librados does
+        self._read = (after, prefix, count, found)
+        return found, 0
+
+    def operate_read_op(self, op, obj):
+        self.reads += 1
+        if obj not in self.objects:
+            raise RadosObjectNotFound(obj)
+        after, prefix, count, found = self._read
+        keys = sorted(k for k in self.objects[obj]
+                      if k > after and k.startswith(prefix))
+        found.extend((k, self.objects[obj][k])
+                     for k in keys[:min(count, self.cap)])
+
+    def set_omap(self, op, keys, values):
+        self._write.append(('set', dict(zip(keys, values))))
+
+    def remove_omap_keys(self, op, keys):
+        self._write.append(('remove', keys))
+
+    def operate_write_op(self, op, obj):
+        self.writes += 1
+        pending, self._write = self._write, []
+        if obj not in self.objects and all(k == 'remove'
+                                           for k, _ in pending):
+            raise RadosObjectNotFound(obj)
+        omap = self.objects.setdefault(obj, {})
+        for kind, what in pending:
+            if kind == 'set':
+                omap.update(what)
+            else:
+                for key in what:
+                    omap.pop(key, None)
+
+
 def _reset_handles():
     from fastclone_backend.cache import basestore
     from fastclone_backend import cluster

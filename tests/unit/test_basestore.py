@@ -1,16 +1,20 @@
 """BaseStore removal and retirement: never an image that has clones."""
 
 import contextlib
+import dataclasses
 from unittest import mock
 
 import fixtures
 
+from fastclone_backend.cache import baseindex
 from fastclone_backend.cache import basestore
 from fastclone_backend.cache import naming
 from tests.unit import base
 from tests.unit import fakes
 
 IMAGE_ID = '6b3f5c1e-2d4a-4e8b-9c7f-0a1b2c3d4e5f'
+OTHER_ID = '7c4a6d2f-3e5b-4f9c-8d1a-1b2c3d4e5f60'
+RBD_ID = '10aa20bb30cc'
 RETIRED = naming.retired_name(IMAGE_ID, 'ab12cd34')
 CHILD = {'pool': 'vms', 'pool_namespace': '', 'trash': False,
          'image': '1f2e3d4c-5b6a-4978-8695-a4b3c2d1e0f0_disk',
@@ -357,17 +361,41 @@ class TouchTestCase(base.TestCase):
         self.useFixture(fixtures.MockPatchObject(
             basestore.BaseStore, '_open', autospec=True,
             return_value=self.vol))
+        self.ioctx = fakes.OmapIoctx()
+        self.useFixture(fixtures.MockPatchObject(
+            basestore.BaseStore, 'ioctx', autospec=True,
+            side_effect=lambda *_a: contextlib.nullcontext(self.ioctx)))
         self.store = basestore.BaseStore(mock.sentinel.driver, pool='vms')
+
+    def _indexed_use(self):
+        return baseindex.BaseIndex(self.ioctx).read()[1].get(
+            naming.base_name(IMAGE_ID))
 
     def test_recent_use_is_not_stamped_again(self):
         self.store.touch(IMAGE_ID, {'fastclone.last_used':
                                     basestore.stamp()})
         self.vol.metadata_set.assert_not_called()
+        self.assertEqual(0, self.ioctx.writes)
 
     def test_old_use_is_stamped(self):
         self.store.touch(IMAGE_ID, {'fastclone.last_used': '1000'})
         self.vol.metadata_set.assert_called_once_with('fastclone.last_used',
                                                       mock.ANY)
+        (_key, value), _ = self.vol.metadata_set.call_args
+        # in the base index too: one write of its used/ key alone
+        self.assertEqual(float(value), self._indexed_use())
+        self.assertEqual(1, self.ioctx.writes)
+
+    def test_use_recorded_in_the_index_when_the_image_refuses(self):
+        self.vol.metadata_set.side_effect = fakes.RbdError('EROFS')
+        self.store.touch(IMAGE_ID, {'fastclone.last_used': '1000'})
+        self.assertGreater(self._indexed_use(), 1000)
+
+    def test_index_that_cannot_be_written_is_no_error(self):
+        self.ioctx.operate_write_op = mock.Mock(
+            side_effect=fakes.RadosTimedOut('ETIMEDOUT'))
+        self.store.touch(IMAGE_ID, {'fastclone.last_used': '1000'})
+        self.assertEqual(1, self.vol.metadata_set.call_count)
 
     def test_unreadable_stamp_is_replaced(self):
         # the survey counts it as never used: a base in use must not stay
@@ -411,3 +439,234 @@ class LookupTestCase(base.TestCase):
         basestore.forget(IMAGE_ID)
         self.store.lookup(self.meta)
         self.assertEqual(2, self.metadata.call_count)
+
+
+def _ready(image_id, children=(), owned=True, used=1000.0, rbd_id=RBD_ID,
+           has_snap=True):
+    """A ready base as describe() finds it (opened)."""
+    stored = dict(naming.fingerprint({'id': image_id}),
+                  **naming.mark(image_id, rbd_id))
+    return naming.Base(name=naming.base_name(image_id), size=4 << 20,
+                       last_used=used, children=tuple(children),
+                       has_snap=has_snap, stored=stored, owned=owned)
+
+
+class SurveyFromIndexTestCase(base.TestCase):
+    """The pass's survey: the index for ready bases, the pool for the rest."""
+
+    def setUp(self):
+        super().setUp()
+        ceph = self.useFixture(fakes.CephModules())
+        self.images = {}   # name: the naming.Base describe() finds
+        ceph.rbd.RBD.return_value.list.side_effect = \
+            lambda _ioctx: list(self.images)
+        self.ioctx = fakes.OmapIoctx()
+        self.useFixture(fixtures.MockPatchObject(
+            basestore.BaseStore, 'ioctx', autospec=True,
+            side_effect=lambda *_a: contextlib.nullcontext(self.ioctx)))
+        self.useFixture(fixtures.MockPatchObject(
+            basestore.BaseStore, 'ledger', autospec=True,
+            return_value=set()))
+        self.describe = self.useFixture(fixtures.MockPatchObject(
+            basestore.BaseStore, 'describe', autospec=True,
+            side_effect=lambda name, ledger=None: self.images.get(
+                name))).mock
+        self.foreign = self.useFixture(fixtures.MockPatchObject(
+            basestore, 'report_foreign', autospec=True)).mock
+        self.store = basestore.BaseStore(mock.sentinel.driver, pool='vms')
+        self.index = baseindex.BaseIndex(self.ioctx)
+
+    def _add(self, *bases, indexed=False):
+        for found in bases:
+            self.images[found.name] = found
+        if indexed:
+            self.index.put(bases)
+
+    def _opened(self):
+        return [c.args[0] for c in self.describe.call_args_list]
+
+    def test_indexed_bases_are_not_opened(self):
+        self._add(_ready(IMAGE_ID, children=[CHILD['image']]),
+                  _ready(OTHER_ID), indexed=True)
+        found = self.store.survey_from_index()
+        self.assertEqual([], self._opened())
+        self.assertEqual(sorted(self.images), sorted(b.name for b in found))
+        for got in found:
+            self.assertEqual((False, True, ()), (got.surveyed, got.owned,
+                                                 got.children))
+            self.assertEqual(self.images[got.name].stored, got.stored)
+
+    def test_unindexed_base_is_opened_once_then_indexed(self):
+        # made before the index existed, or the index was lost
+        self._add(_ready(IMAGE_ID))
+        (first,) = self.store.survey_from_index()
+        self.assertTrue(first.surveyed)
+        (second,) = self.store.survey_from_index()
+        self.assertFalse(second.surveyed)
+        self.assertEqual([naming.base_name(IMAGE_ID)], self._opened())
+
+    def test_retired_and_tmp_images_always_opened_never_indexed(self):
+        retired = naming.Base(name=RETIRED, stored=naming.mark(
+            IMAGE_ID, RBD_ID))
+        tmp = naming.Base(name=naming.tmp_name(IMAGE_ID, 'ef56ab78'))
+        self._add(retired, tmp)
+        self.store.survey_from_index()
+        self.store.survey_from_index()
+        self.assertEqual(sorted([RETIRED, tmp.name] * 2),
+                         sorted(self._opened()))
+        self.assertEqual(({}, {}), self.index.read())
+
+    def test_look_alike_is_reported_and_never_indexed(self):
+        self._add(_ready(IMAGE_ID, owned=False))
+        for _ in range(2):
+            (found,) = self.store.survey_from_index()
+            self.assertFalse(found.owned)
+        self.assertEqual(2, self.describe.call_count)
+        self.foreign.assert_called_with('vms', naming.base_name(IMAGE_ID))
+        self.assertEqual(({}, {}), self.index.read())
+
+    def test_partial_base_is_not_indexed(self):
+        self._add(_ready(IMAGE_ID, has_snap=False))
+        (found,) = self.store.survey_from_index()
+        self.assertFalse(found.has_snap)
+        self.assertEqual(({}, {}), self.index.read())
+
+    def test_entries_of_images_gone_are_dropped(self):
+        gone = _ready(OTHER_ID)
+        self._add(_ready(IMAGE_ID), gone, indexed=True)
+        del self.images[gone.name]
+        self.index.use(naming.base_name('0' * 36), '1000')   # a stray use
+        self.store.survey_from_index()
+        entries, used = self.index.read()
+        self.assertEqual([naming.base_name(IMAGE_ID)], list(entries))
+        self.assertEqual([naming.base_name(IMAGE_ID)], list(used))
+
+    def test_last_use_is_the_later_of_image_and_index(self):
+        self._add(_ready(IMAGE_ID, used=1000.0), indexed=True)
+        self.index.use(naming.base_name(IMAGE_ID), '3000')
+        (found,) = self.store.survey_from_index()
+        self.assertEqual(3000.0, found.last_used)
+        self._add(_ready(OTHER_ID, used=5000.0))     # unindexed, opened
+        self.index.use(naming.base_name(OTHER_ID), '4000')
+        found = {b.name: b for b in self.store.survey_from_index()}
+        self.assertEqual(5000.0, found[naming.base_name(OTHER_ID)].last_used)
+
+    def test_entry_whose_mark_is_not_for_its_name_is_opened(self):
+        self.index.put([dataclasses.replace(
+            _ready(OTHER_ID), name=naming.base_name(IMAGE_ID))])
+        self._add(_ready(IMAGE_ID))
+        (found,) = self.store.survey_from_index()
+        self.assertTrue(found.surveyed)
+        (found,) = self.store.survey_from_index()   # indexed afresh
+        self.assertFalse(found.surveyed)
+
+    def test_unreadable_entry_is_opened(self):
+        self._add(_ready(IMAGE_ID))
+        self.ioctx.objects[naming.INDEX_OBJECT] = {
+            baseindex.ENTRY + naming.base_name(IMAGE_ID): b'not json'}
+        (found,) = self.store.survey_from_index()
+        self.assertTrue(found.surveyed)
+
+    def test_index_that_cannot_be_written_costs_an_open_next_time(self):
+        self._add(_ready(IMAGE_ID))
+        self.ioctx.operate_write_op = mock.Mock(
+            side_effect=fakes.RadosTimedOut('ETIMEDOUT'))
+        self.store.survey_from_index()
+        self.store.survey_from_index()
+        self.assertEqual(2, self.describe.call_count)
+
+    def test_look_opens_only_the_named_bases(self):
+        self._add(_ready(IMAGE_ID, children=[CHILD['image']]),
+                  _ready(OTHER_ID), indexed=True)
+        bases = self.store.survey_from_index()
+        looked = self.store.look(bases, [naming.base_name(IMAGE_ID)])
+        self.assertEqual([naming.base_name(IMAGE_ID)], self._opened())
+        found = {b.name: b for b in looked}
+        mine = found[naming.base_name(IMAGE_ID)]
+        self.assertEqual((True, (CHILD['image'],)),
+                         (mine.surveyed, mine.children))
+        self.assertFalse(found[naming.base_name(OTHER_ID)].surveyed)
+
+    def test_look_keeps_the_later_last_use(self):
+        self._add(_ready(IMAGE_ID, used=1000.0), indexed=True)
+        self.index.use(naming.base_name(IMAGE_ID), '3000')
+        (looked,) = self.store.look(self.store.survey_from_index(),
+                                    [naming.base_name(IMAGE_ID)])
+        self.assertEqual((True, 3000.0), (looked.surveyed, looked.last_used))
+
+    def test_look_at_a_vanished_base_drops_it(self):
+        self._add(_ready(IMAGE_ID), _ready(OTHER_ID), indexed=True)
+        bases = self.store.survey_from_index()
+        del self.images[naming.base_name(IMAGE_ID)]   # retired elsewhere
+        looked = self.store.look(bases, [naming.base_name(IMAGE_ID)])
+        self.assertEqual([naming.base_name(OTHER_ID)],
+                         [b.name for b in looked])
+        self.assertEqual([naming.base_name(OTHER_ID)],
+                         list(self.index.read()[0]))
+
+    def test_look_finds_a_look_alike_in_place_of_ours(self):
+        # our base replaced by someone's image of the same name
+        self._add(_ready(IMAGE_ID), indexed=True)
+        bases = self.store.survey_from_index()
+        self._add(_ready(IMAGE_ID, owned=False, rbd_id='ffee00112233'))
+        (looked,) = self.store.look(bases, [naming.base_name(IMAGE_ID)])
+        self.assertEqual((True, False), (looked.surveyed, looked.owned))
+        self.assertEqual(({}, {}), self.index.read())
+
+
+class IndexFollowsTheBaseTestCase(base.TestCase):
+    """Publish indexes a base, retire drops it."""
+
+    def setUp(self):
+        super().setUp()
+        ceph = self.useFixture(fakes.CephModules())
+        self.rbd = ceph.rbd.RBD.return_value
+        self.ioctx = fakes.OmapIoctx()
+        self.useFixture(fixtures.MockPatchObject(
+            basestore.BaseStore, 'ioctx', autospec=True,
+            side_effect=lambda *_a: contextlib.nullcontext(self.ioctx)))
+        self.useFixture(fixtures.MockPatchObject(
+            basestore.BaseStore, '_ledger_do', autospec=True))
+        self.image = FakeImage(rbd_id=RBD_ID)
+        self.image.create_snap = mock.Mock()
+        self.image.protect_snap = mock.Mock()
+        self.useFixture(fixtures.MockPatchObject(
+            basestore.BaseStore, '_open', autospec=True,
+            return_value=self.image))
+        driver = mock.Mock()
+        driver.handle.clone_format.return_value = 2
+        self.store = basestore.BaseStore(driver, pool='vms')
+        self.meta = {'id': IMAGE_ID, 'os_hash_value': 'h1', 'checksum': 'c',
+                     'size': 10}
+
+    def test_publish_indexes_the_base_as_stamped(self):
+        self.store.publish(naming.tmp_name(IMAGE_ID, 'ef56ab78'), self.meta)
+        entries, used = baseindex.BaseIndex(self.ioctx).read()
+        name = naming.base_name(IMAGE_ID)
+        found = baseindex.parse(name, entries[name], used[name])
+        self.assertTrue(found.owned)
+        self.assertEqual(float(self.image.meta['fastclone.last_used']),
+                         found.last_used)
+        self.assertEqual({k: v for k, v in self.image.meta.items()
+                          if k != 'fastclone.last_used'}, found.stored)
+        self.assertEqual((4 << 20, True), (found.size, found.has_snap))
+
+    def test_retire_drops_the_base_from_the_index(self):
+        self.store.publish(naming.tmp_name(IMAGE_ID, 'ef56ab78'), self.meta)
+        self.store.retire(naming.base_name(IMAGE_ID), 'image deleted')
+        self.assertEqual(({}, {}), baseindex.BaseIndex(self.ioctx).read())
+
+    def test_retire_of_a_vanished_base_drops_it_too(self):
+        self.store.publish(naming.tmp_name(IMAGE_ID, 'ef56ab78'), self.meta)
+        self.rbd.rename.side_effect = fakes.RbdImageNotFound('ENOENT')
+        self.assertIsNone(self.store.retire(naming.base_name(IMAGE_ID),
+                                            'image deleted'))
+        self.assertEqual(({}, {}), baseindex.BaseIndex(self.ioctx).read())
+
+    def test_a_failed_rename_keeps_the_entry(self):
+        self.store.publish(naming.tmp_name(IMAGE_ID, 'ef56ab78'), self.meta)
+        self.rbd.rename.side_effect = fakes.RbdTimeout('ETIMEDOUT')
+        self.assertRaises(fakes.RbdTimeout, self.store.retire,
+                          naming.base_name(IMAGE_ID), 'image deleted')
+        self.assertEqual([naming.base_name(IMAGE_ID)],
+                         list(baseindex.BaseIndex(self.ioctx).read()[0]))

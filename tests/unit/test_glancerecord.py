@@ -1,6 +1,7 @@
 """glancerecord.show: Nova's image dict in one bounded Glance request."""
 
 from unittest import mock
+import uuid
 
 import fixtures
 import glanceclient.exc
@@ -12,12 +13,11 @@ import requests
 from fastclone_backend import conf as fc_conf
 from fastclone_backend import exception as fc_exception
 from fastclone_backend import glanceapi
-from fastclone_backend.lifecycle import glancestate
-from fastclone_backend.lifecycle import policy
 from fastclone_backend.spawn import glancerecord
 from tests.unit import base
 
 IMAGE_ID = '7d1f3c2a-9b8e-4f6d-a5c4-3b2a19087f6e'
+OTHER_ID = '8e2a4d3b-0c9f-4a7e-b6d5-4c3b2a1f0e9d'
 SCHEMA = {'name': 'image', 'additionalProperties': {'type': 'string'},
           'properties': {name: {'type': 'string'} for name in (
               'id', 'name', 'status', 'disk_format', 'container_format',
@@ -144,22 +144,91 @@ class ShowTestCase(base.TestCase):
         self.assertIn('while downloading it', str(exc))
 
 
-class GlanceStateTestCase(base.TestCase):
-    """Only a well-formed image id is asked about, and can be deleted."""
+class ListedTestCase(base.TestCase):
+    """glanceapi.listed: many images in one bounded list request."""
 
-    def test_names_that_are_no_image_id_are_not_asked(self):
-        with mock.patch.object(glanceapi, 'show', autospec=True,
-                               side_effect=exception.ImageNotFound(
-                                   image_id='x')) as show:
-            found = glancestate.states('ctx', ['notaglanceid', IMAGE_ID,
-                                               'fastclone-base-x'])
-        self.assertEqual({IMAGE_ID: policy.DELETED}, found)
-        self.assertEqual([IMAGE_ID], [c.args[1] for c in
-                                      show.call_args_list])
+    def setUp(self):
+        super().setUp()
+        fc_conf.register_opts(nova.conf.CONF)
+        glanceapi._SCHEMAS.clear()
+        self.addCleanup(glanceapi._SCHEMAS.clear)
+        self.pages = []       # what Glance answers, page after page
+        self.paths = []
+        self.http = mock.Mock(name='http_client')
+        self.http.get.side_effect = self._get
+        wrapper = mock.Mock(api_server='http://glance', client=None)
+        wrapper._create_onetime_client.return_value = mock.Mock(
+            http_client=self.http)
+        self.useFixture(fixtures.MockPatch(
+            'nova.virt.libvirt.imagebackend.IMAGE_API'
+            '._get_session_and_image_id',
+            side_effect=lambda ctx, href: (mock.Mock(_client=wrapper),
+                                           href)))
+        self.ctx = nova_context.RequestContext('u', 'p', auth_token='t')
 
-    def test_a_timeout_decides_nothing(self):
-        with mock.patch.object(glanceapi, 'show', autospec=True,
-                               side_effect=fc_exception.GlanceTimeout(
-                                   image=IMAGE_ID, timeout=1, doing='x',
-                                   cause='y')):
-            self.assertEqual({}, glancestate.states('ctx', [IMAGE_ID]))
+    def _get(self, path, **kwargs):
+        self.assertEqual({'timeout': 60}, kwargs)   # bounded, as show
+        if path == '/v2/schemas/image':
+            return mock.Mock(), SCHEMA
+        self.paths.append(path)
+        return mock.Mock(), self.pages.pop(0)
+
+    def _body(self, image_id):
+        return dict(BODY, id=image_id, self='/v2/images/' + image_id)
+
+    def test_one_request_for_all_the_ids(self):
+        ids = [IMAGE_ID, OTHER_ID, '0' * 36]
+        self.pages = [{'images': [self._body(IMAGE_ID),
+                                  self._body(OTHER_ID)]}]
+        found = glanceapi.listed(self.ctx, ids, 'listing them')
+        self.assertEqual(['/v2/images?limit=4&visibility=all&id=in:%s'
+                          % ','.join(ids)], self.paths)
+        self.assertEqual([IMAGE_ID, OTHER_ID], [i['id'] for i in found])
+        # Nova's dict, as show's, without the locations
+        self.assertEqual({'hw_disk_bus': 'scsi'}, found[0]['properties'])
+        self.assertEqual((1024, 'c', 'active'), (
+            found[0]['size'], found[0]['checksum'], found[0]['status']))
+        self.assertNotIn('locations', found[0])
+        self.assertNotIn('direct_url', found[0])
+
+    def test_hidden_images_asked_for_apart(self):
+        self.pages = [{'images': []}]
+        self.assertEqual([], glanceapi.listed(self.ctx, [IMAGE_ID], 'x',
+                                              hidden=True))
+        self.assertEqual(['/v2/images?limit=2&visibility=all&os_hidden=true'
+                          '&id=in:' + IMAGE_ID], self.paths)
+
+    def test_pages_cut_by_glance_are_followed(self):
+        # api_limit_max below the ids asked: Glance gives a next link
+        later = '/v2/images?limit=3&marker=%s&id=in%%3A...' % IMAGE_ID
+        self.pages = [{'images': [self._body(IMAGE_ID)], 'next': later},
+                      {'images': [self._body(OTHER_ID)]}]
+        found = glanceapi.listed(self.ctx, [IMAGE_ID, OTHER_ID], 'x')
+        self.assertEqual([IMAGE_ID, OTHER_ID], [i['id'] for i in found])
+        self.assertEqual(later, self.paths[1])
+
+    def test_endless_paging_is_refused(self):
+        self.pages = [{'images': [self._body(IMAGE_ID)],
+                       'next': '/v2/images?marker=x'}] * 3
+        self.assertRaises(exception.ImageBadRequest, glanceapi.listed,
+                          self.ctx, [IMAGE_ID, OTHER_ID], 'x')
+        self.assertEqual(3, len(self.paths))
+
+    def test_longest_page_stays_under_7_kb(self):
+        # front ends refuse request lines over 8 KB
+        ids = [str(uuid.uuid4()) for _ in range(
+            nova.conf.CONF.fastclone.glance_ids_per_request)]
+        for hidden in (False, True):
+            self.assertLess(len(glanceapi._list_path(ids, hidden)), 7000)
+
+    def test_timeout_names_the_listing(self):
+        self.http.get.side_effect = fc_exception.GlanceTimeout(
+            image=IMAGE_ID, timeout=60, doing='listing', cause='x')
+        self.assertRaises(fc_exception.GlanceTimeout, glanceapi.listed,
+                          self.ctx, [IMAGE_ID], 'listing')
+
+    def test_glance_error_is_novas(self):
+        self.http.get.side_effect = glanceclient.exc.HTTPBadRequest(
+            'Invalid visibility value: all')
+        self.assertRaises(exception.Invalid, glanceapi.listed, self.ctx,
+                          [IMAGE_ID], 'x')

@@ -1,5 +1,6 @@
 """The lifecycle pass: when it runs, its flatten records, its hook."""
 
+import dataclasses
 import time
 from unittest import mock
 
@@ -8,12 +9,15 @@ from nova.virt.libvirt import driver as libvirt_driver
 
 from fastclone_backend.cache import basestore
 from fastclone_backend.cache import naming
+from fastclone_backend.cache import verdicts
 from fastclone_backend import cluster
 from fastclone_backend import conf as fc_conf
 from fastclone_backend import hook
 from fastclone_backend.lifecycle import flatten
+from fastclone_backend.lifecycle import glancestate
 from fastclone_backend.lifecycle import policy
 from fastclone_backend.lifecycle import runner
+from fastclone_backend.lifecycle import trash
 from tests.unit import base
 from tests.unit import fakes
 
@@ -253,6 +257,80 @@ class DryRunTestCase(base.TestCase):
         self.in_flight.side_effect = flatten.MgrRefused('EACCES')
         self.assertEqual([('flatten', '-', 'not possible: EACCES')],
                          self.pass_.dry_run())
+
+
+class SurveyAndPlanTestCase(base.TestCase):
+    """The survey: bases from the index, Glance in pages, few opened."""
+
+    def setUp(self):
+        super().setUp()
+        fc_conf.register_opts(runner.CONF)
+        self.flags(clone_allowed_pools=['images'], group='fastclone')
+        self.store = mock.create_autospec(basestore.BaseStore,
+                                          instance=True)
+        self.store.pool = 'vms'
+        self.store.ledger.return_value = set()
+        self.truth = {}   # name: the Base as opening it finds it
+        self.store.look.side_effect = lambda bases, names: [
+            self.truth[b.name] if b.name in names else b for b in bases]
+        self.useFixture(fixtures.MockPatchObject(
+            verdicts, 'Verdicts', autospec=True)).mock.return_value \
+            .keys.return_value = []
+        self.entries = self.useFixture(fixtures.MockPatchObject(
+            trash, 'entries', autospec=True, return_value=[])).mock
+        self.useFixture(fixtures.MockPatchObject(
+            glancestate, 'service_context', autospec=True,
+            side_effect=lambda ctx: ctx))
+        self.states = self.useFixture(fixtures.MockPatchObject(
+            glancestate, 'states', autospec=True)).mock
+        self.pass_ = runner.Pass(mock.sentinel.ctx, mock.sentinel.driver,
+                                 self.store, mock.sentinel.records)
+
+    def _bases(self, *found):
+        """Indexed (not opened) ready bases; the truth kept to open."""
+        for base_ in found:
+            self.truth[base_.name] = base_
+        return [dataclasses.replace(b, children=(), surveyed=False)
+                if b.kind == 'base' else b for b in found]
+
+    def test_only_the_condemned_base_is_opened(self):
+        now = time.time()
+        gone = policy.Base(naming.base_name(IMAGE), last_used=now,
+                           children=(VM1,))
+        current = {'id': OTHER, 'status': 'active', 'size': 1}
+        live = policy.Base(naming.base_name(OTHER), last_used=now,
+                           stored=naming.fingerprint(current))
+        retired = policy.Base(naming.retired_name(OTHER, 'ab12cd34'))
+        self.store.survey_from_index.return_value = self._bases(
+            gone, live, retired)
+        self.states.return_value = {IMAGE: policy.DELETED, OTHER: current}
+        bases, _entries, _glance, plan = self.pass_.survey_and_plan(now)
+        self.store.look.assert_called_once_with(mock.ANY, [gone.name])
+        self.assertEqual([(gone.name, 'image deleted in Glance')],
+                         plan.retire)
+        self.assertEqual([(retired.name, 'retired, no clones left')],
+                         plan.remove)   # the retired base was opened
+        self.assertEqual({'bases': 3, 'opened': 2},
+                         {k: self.pass_.report[k] for k in ('bases',
+                                                            'opened')})
+        self.assertEqual((VM1,), {b.name: b for b in bases}[
+            gone.name].children)
+
+    def test_glance_asked_about_ready_bases_and_foreign_trash_only(self):
+        trashed = '0d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6'
+        self.entries.return_value = [
+            policy.TrashEntry('images', 'a1', trashed, cloned=True),
+            policy.TrashEntry('vms', 'b2', naming.retired_name(
+                IMAGE, 'cd34ef56'), owned=True)]
+        self.store.survey_from_index.return_value = self._bases(
+            policy.Base(naming.base_name(IMAGE), last_used=time.time()),
+            policy.Base(naming.base_name(OTHER), owned=False),
+            policy.Base(naming.retired_name(OTHER, 'ab12cd34')))
+        self.states.return_value = {}
+        self.pass_.survey_and_plan(time.time())
+        self.states.assert_called_once_with(
+            mock.sentinel.ctx, {IMAGE, trashed}, confirm={trashed})
+        self.store.look.assert_not_called()   # Glance said nothing
 
 
 class PeriodicPassTestCase(base.TestCase):

@@ -26,7 +26,8 @@ EXPECTED = {'clone_allowed_pools', 'clone_require_image_id_match',
             'convert_cpu_seconds', 'progress_interval',
             'flatten_retired_clones', 'flatten_clones_older_than',
             'clone_max_depth', 'flatten_max_in_flight', 'rados_op_timeout',
-            'remove_timeout', 'import_timeout', 'glance_timeout'}
+            'remove_timeout', 'import_timeout', 'glance_timeout',
+            'glance_ids_per_request'}
 
 
 def _entry_point(name):

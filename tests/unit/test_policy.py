@@ -1,6 +1,8 @@
 """The lifecycle pass's decisions, as pure functions over plain data."""
 
+import dataclasses
 import hashlib
+import random
 
 import pytest
 
@@ -230,6 +232,139 @@ def test_remove_unused_false_only_retires_and_clears_tmp():
                                    naming.base_name(FEDORA)]
     assert plan.remove == [(naming.tmp_name(ALPINE, 'ab12cd34'),
                             'left by a crashed population')]
+
+
+# ------------------------------------------------------------- not opened
+def _indexed(base):
+    """base as the base index describes it: not opened, clones unknown."""
+    return dataclasses.replace(base, children=(), surveyed=False)
+
+
+def _look_until_settled(truth, glance, rules):
+    """The pass: open what to_look_at names until it names nothing.
+
+    :returns: (the bases then, the names opened, in order).
+    """
+    by_name = {b.name: b for b in truth}
+    bases = [_indexed(b) if b.kind == 'base' else b for b in truth]
+    opened = []
+    while True:
+        names = policy.to_look_at(bases, glance, NOW, rules)
+        if not names:
+            return bases, opened
+        assert not set(names) & set(opened), names   # each opened once
+        opened += names
+        bases = [by_name[b.name] if b.name in names else b for b in bases]
+
+
+def test_base_not_opened_is_never_acted_on():
+    bases = [_indexed(_base(CIRROS, used=NOW - 30 * DAY)),
+             _indexed(_base(UBUNTU, has_snap=False))]
+    plan = _plan_bases(bases, {CIRROS: policy.DELETED}, max_count=1)
+    assert plan == policy.Plan()
+
+
+def test_condemned_bases_are_looked_at_current_ones_not():
+    bases = [_indexed(_base(CIRROS)), _indexed(_base(UBUNTU)),
+             _indexed(_base(DEBIAN)), _indexed(_base(FEDORA))]
+    glance = {CIRROS: policy.DELETED,
+              UBUNTU: _meta(UBUNTU, os_hash_value='ff' * 64),
+              DEBIAN: _meta(DEBIAN)}   # FEDORA: Glance did not answer
+    for remove_unused in (True, False):
+        assert policy.to_look_at(
+            bases, glance, NOW, policy.Rules(remove_unused=remove_unused)
+        ) == sorted([naming.base_name(CIRROS), naming.base_name(UBUNTU)])
+
+
+def test_unused_bases_are_looked_at_only_when_they_may_go():
+    bases = [_indexed(_base(CIRROS, used=NOW - 2 * DAY)),
+             _indexed(_base(UBUNTU, used=NOW - HOUR))]
+    glance = _glance(CIRROS, UBUNTU)
+    assert policy.to_look_at(bases, glance, NOW, policy.Rules()) == [
+        naming.base_name(CIRROS)]
+    assert policy.to_look_at(bases, glance, NOW, policy.Rules(
+        remove_unused=False)) == []
+
+
+def test_opened_bases_are_not_looked_at_again():
+    bases = [_base(CIRROS, used=NOW - 2 * DAY, children=[VM1])]
+    assert policy.to_look_at(bases, {CIRROS: policy.DELETED}, NOW,
+                             policy.Rules()) == []
+
+
+def test_look_alikes_and_hidden_images_are_not_looked_at():
+    bases = [_indexed(_base(CIRROS, owned=False)),
+             policy.Base(name=naming.retired_name(UBUNTU, 'ab12cd34'))]
+    assert policy.to_look_at(bases, {CIRROS: policy.DELETED,
+                                     UBUNTU: policy.DELETED}, NOW,
+                             policy.Rules()) == []
+
+
+def test_limits_look_at_the_least_recently_used_and_further_if_pinned():
+    truth = _three() + [_base(FEDORA, used=NOW - 4 * HOUR,
+                              children=[VM1])]
+    glance = _glance(CIRROS, UBUNTU, DEBIAN, FEDORA)
+    rules = policy.Rules(max_count=3)
+    bases = [_indexed(b) for b in truth]
+    # the oldest first: FEDORA, which turns out to have a clone
+    assert policy.to_look_at(bases, glance, NOW, rules) == [
+        naming.base_name(FEDORA)]
+    settled, opened = _look_until_settled(truth, glance, rules)
+    assert opened == [naming.base_name(FEDORA), naming.base_name(CIRROS)]
+    assert _names(policy.plan_bases(settled, glance, NOW, rules,
+                                    policy.Plan()).retire) == [
+        naming.base_name(CIRROS)]
+
+
+def test_nothing_opened_in_a_steady_state():
+    truth = [_base(image_id, children=[VM1] if i % 2 else [])
+             for i, image_id in enumerate((CIRROS, UBUNTU, DEBIAN))]
+    glance = _glance(CIRROS, UBUNTU, DEBIAN)
+    _settled, opened = _look_until_settled(truth, glance, policy.Rules(
+        max_count=10, max_bytes=10 << 30))
+    assert opened == []
+
+
+def _random_case(rng):
+    """Bases, Glance's answers and rules, drawn from rng."""
+    ids = ['%08x-0000-4000-8000-%012x' % (rng.getrandbits(32), i)
+           for i in range(rng.randint(1, 12))]
+    truth, glance = [], {}
+    for image_id in ids:
+        truth.append(_base(
+            image_id, used=NOW - rng.choice([HOUR, 3 * HOUR, 2 * DAY]) -
+            rng.random(), size=rng.choice([1, 2, 3]) << 30,
+            children=[VM1] * rng.randint(0, 1),
+            has_snap=rng.random() > 0.1))
+        answer = rng.choice(['current', 'current', 'deleted', 'changed',
+                             'unknown'])
+        if answer == 'current':
+            glance[image_id] = _meta(image_id)
+        elif answer == 'deleted':
+            glance[image_id] = policy.DELETED
+        elif answer == 'changed':
+            glance[image_id] = _meta(image_id, checksum='00' * 16)
+    truth.append(policy.Base(name=naming.retired_name(ids[0], 'ab12cd34'),
+                             children=(VM2,) * rng.randint(0, 1)))
+    rules = policy.Rules(remove_unused=rng.random() > 0.2,
+                         max_count=rng.choice([0, 1, 3, 6]),
+                         max_bytes=rng.choice([0, 4 << 30, 10 << 30]))
+    return truth, glance, rules
+
+
+@pytest.mark.parametrize('seed', range(40))
+def test_plan_after_looking_is_the_plan_over_every_base_opened(seed):
+    rng = random.Random(seed)
+    truth, glance, rules = _random_case(rng)
+    settled, opened = _look_until_settled(truth, glance, rules)
+    expected = policy.plan_bases(truth, glance, NOW, rules, policy.Plan())
+    assert policy.plan_bases(settled, glance, NOW, rules,
+                             policy.Plan()) == expected
+    # every base the plan acts on was opened; nothing opened twice
+    acted = {n for n, _ in expected.retire + expected.remove}
+    ready = {b.name for b in truth if b.kind == 'base'}
+    assert acted & ready <= set(opened)
+    assert len(opened) == len(set(opened))
 
 
 # ------------------------------------------------------------- trash

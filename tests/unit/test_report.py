@@ -225,10 +225,13 @@ def _lifecycle(steady_s=8.0, steady_ops=15000, requests=40):
         'bases': 10000, 'deleted_images': 1000, 'with_clones': 1000,
         'first': {'seconds': 20.0, 'rados_ops': 30000, 'glance_gets': 1000,
                   'glance_requests': 1010, 'retired': 1000,
-                  'removed': 1000},
+                  'removed': 1000, 'opened': 1000},
         'steady': {'seconds': steady_s, 'rados_ops': steady_ops,
                    'glance_gets': 30, 'glance_requests': requests,
-                   'retired': 0, 'removed': 0}}
+                   'retired': 0, 'removed': 0, 'opened': 0},
+        'unindexed': {'seconds': 90.0, 'rados_ops': 170000,
+                      'glance_gets': 30, 'glance_requests': requests,
+                      'retired': 0, 'removed': 0, 'opened': 9000}}
 
 
 def test_lifecycle_pass_table():
@@ -239,8 +242,25 @@ def test_lifecycle_pass_table():
     assert ('## lifecycle pass: 10000 bases (1000 of deleted images, 1000 '
             'with a clone)') in md
     assert ('| first (with work) | 20 | 30000 | 3.00 | 1010 | 1000 | 1000 '
-            '| 1000 |') in md
-    assert '| steady state | 8.00 | 15000 | 1.50 | 40 | 30 | 0 | 0 |' in md
+            '| 1000 | 1000 |') in md
+    assert ('| steady state | 8.00 | 15000 | 1.50 | 40 | 30 | 0 | 0 | 0 |'
+            in md)
+    assert ('| without the base index (upgrade) | 90 | 170000 | 17 | 40 | 30 '
+            '| 9000 | 0 | 0 |') in md
+
+
+def test_lifecycle_pass_table_of_an_earlier_run():
+    # results from before the base index: two passes, nothing opened
+    results = _results()
+    results['lifecycle'] = _lifecycle()
+    del results['lifecycle']['unindexed']
+    for which in ('first', 'steady'):
+        del results['lifecycle'][which]['opened']
+    results['targets'] = report.targets(results)
+    md = report.markdown(results)
+    assert '| steady state | 8.00 | 15000 | 1.50 | 40 | 30 | - | 0 | 0 |' \
+        in md
+    assert 'without the base index' not in md
 
 
 def test_lifecycle_targets():
