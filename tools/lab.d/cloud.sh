@@ -22,6 +22,9 @@
 
 CLOUD=$LAB/cloud
 CVENV=$LAB/venv-cloud
+# the tier's services import much Python before they answer: under a
+# loaded machine (guests under TCG, a CI run) 60 s was seen to be too short
+CLOUD_UP_TIMEOUT=180
 CLOUD_PORT=${FASTCLONE_LAB_CLOUD_PORT:-19400}
 KS_PORT=$CLOUD_PORT
 PL_PORT=$((CLOUD_PORT + 1))
@@ -145,7 +148,7 @@ up_mariadb() {
         --socket="$DB/mysqld.sock" --port="$DB_PORT" --bind-address=127.0.0.1 \
         --pid-file="$DB/mariadbd.pid" --log-error="$DB/mariadbd.log" --skip-name-resolve \
         --max-connections=500 --innodb-buffer-pool-size=128M) </dev/null >/dev/null 2>&1 &
-    wait_for "$UP_TIMEOUT" mariadb "mariadb --no-defaults -S $DB/mysqld.sock -u root -e 'select 1'" \
+    wait_for "$CLOUD_UP_TIMEOUT" mariadb "mariadb --no-defaults -S $DB/mysqld.sock -u root -e 'select 1'" \
         "$DB/mariadbd.log"
     local d sql="CREATE USER IF NOT EXISTS '$DB_USER'@'127.0.0.1' IDENTIFIED BY '$PW';"
     for d in keystone placement neutron nova_api nova_cell0 nova_cell1; do
@@ -242,7 +245,7 @@ start_uwsgi() {  # start_uwsgi <name> <ini> <pidfile> <port> <health url> <VAR=v
     if pid_of "$pidfile" "$ini" >/dev/null; then return 0; fi
     port_free "$port" "$name"
     (exec env "$envvar" setsid "$CVENV/bin/uwsgi" --ini "$ini") </dev/null >/dev/null 2>&1 &
-    wait_for "$UP_TIMEOUT" "$name" "curl -s -o /dev/null $url" "$@"
+    wait_for "$CLOUD_UP_TIMEOUT" "$name" "curl -s -o /dev/null $url" "$@"
     log "$name up at $(cloud_url "$port")"
 }
 
