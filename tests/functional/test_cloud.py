@@ -414,6 +414,42 @@ def test_snapshot_of_a_qcow2_booted_server(cloud, images, fleet):  # noqa
     wait_boot(cloud, server_id, want(server_id, images['qcow2']))
 
 
+def test_raw_in_the_file_store_boots_from_a_cached_base(
+        cloud, images, fleet):  # noqa: F811
+    """alpha raw in Glance's file store boots on fast2 from a cached base.
+
+    No RBD location to clone: fastrbd downloads it once into a cached base
+    in the instances pool and clones that; the guest reads it through the
+    clone.  The base stays for the lifecycle pass, as every base does.
+    """
+    path, fmt, name = images['files']['raw']
+    image = cloud.conn.image.create_image(
+        name='%s%s-file-store' % (NAME, name), disk_format=fmt,
+        container_format='bare', allow_duplicates=True)
+    try:
+        store = cloud.env['FASTCLONE_GLANCE_FILE_STORE']
+        with open(path, 'rb') as f:
+            cloud.conn.image.put('/images/%s/file' % image.id, data=f,
+                                 headers={'Content-Type':
+                                          'application/octet-stream',
+                                          'X-Image-Meta-Store': store})
+        cloud.conn.image.wait_for_status(
+            cloud.conn.image.get_image(image.id), 'active', wait=300)
+        record = cloud.conn.image.get('/images/%s' % image.id).json()
+        assert record['stores'] == store, record
+        server_id = create(cloud, image.id, 'fast2', 'file-store')
+        fleet.extra.append(server_id)
+        cloud.wait_status(server_id, 'ACTIVE', timeout=BOOT_TIMEOUT)
+        wait_boot(cloud, server_id, want(server_id, images['raw']))
+        env = cloud.env
+        assert rbd_parent(env, env['FASTCLONE_VMS_POOL'],
+                          '%s_disk' % server_id) == (
+            env['FASTCLONE_VMS_POOL'], naming.BASE_PREFIX + image.id, 'snap')
+        assert glance_downloads(env, image.id) == 1
+    finally:
+        cloud.conn.image.delete_image(image.id, ignore_missing=True)
+
+
 def test_shelve_offload_unshelve_on_the_other_host(
         cloud, images, fleet):  # noqa: F811
     """Shelved on stock1, offloaded, unshelved onto fast2 (a fastrbd host)."""
