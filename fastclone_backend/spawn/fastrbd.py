@@ -364,8 +364,13 @@ class FastRbd(imagebackend.Rbd):
         cluster, as Nova asks Glance for a disk with no parent.  With no
         such location, ImageUnacceptable makes Nova upload it instead.
         """
-        if naming.kind_of(self._parent_name() or '') != 'base':
+        try:
+            parent_pool, parent, _snap = self.driver.parent_info(
+                self.rbd_name)
+        except exception.ImageUnacceptable:   # a flat disk: Nova asks Glance
             return super()._get_parent_pool(context, base_image_id, fsid)
+        if naming.kind_of(parent) != 'base':
+            return parent_pool   # Nova's choice, without reading it again
         pool = location.pool_in_cluster(
             glancerecord.show(context, base_image_id), fsid)
         if pool is None:
@@ -374,12 +379,6 @@ class FastRbd(imagebackend.Rbd):
                 'cached base and the image has no RBD location in this '
                 'cluster for its snapshot')
         return pool
-
-    def _parent_name(self):
-        try:
-            return self.driver.parent_info(self.rbd_name)[1]
-        except exception.ImageUnacceptable:   # no parent: a flat disk
-            return None
 
     def _remove_partial(self) -> None:
         """Remove what a failed clone may have made, if Ceph answers.

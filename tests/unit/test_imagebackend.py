@@ -301,6 +301,7 @@ class DirectSnapshotPoolTestCase(CloneFixtures):
                 image_id='disk', reason='no parent')
         else:
             parent_info.return_value = ('vms', name, 'snap')
+        return parent_info
 
     def test_clone_of_a_cached_base_goes_to_the_images_location_pool(self):
         self._parent('fastclone-base-' + IMAGE_ID)
@@ -324,10 +325,11 @@ class DirectSnapshotPoolTestCase(CloneFixtures):
         self.assertIn('cached base', str(error))
 
     def test_clone_of_a_glance_image_keeps_novas_choice(self):
-        self._parent(IMAGE_ID)
+        parent_info = self._parent(IMAGE_ID)
         self.assertEqual('vms', self.disk._get_parent_pool(
             mock.sentinel.ctx, IMAGE_ID, FSID))
         self.show.assert_not_called()
+        parent_info.assert_called_once_with(self.disk.rbd_name)
 
     def test_flat_disk_keeps_novas_choice(self):
         self._parent(None)
