@@ -121,24 +121,11 @@ def glance_downloads(env, image_id) -> int:
 
 
 def plant(env, image_id, path):
-    """Replace the bytes behind a Glance image's snapshot, as an admin.
-
-    What glance_store's rbd driver leaves (image, snapshot 'snap',
-    protected) with other bytes: a legacy image Glance 33 would refuse.
-    """
-    import rbd
-    with open(path, 'rb') as f:
-        data = f.read()
+    """Replace the bytes behind a Glance image's snapshot, as an admin."""
     client = _admin_rados(env)
     try:
         with client.open_ioctx(env['FASTCLONE_IMAGES_POOL']) as ioctx:
-            with rbd.Image(ioctx, image_id) as img:
-                img.unprotect_snap('snap')
-                img.remove_snap('snap')
-                img.resize(len(data))
-                img.write(data, 0)
-                img.create_snap('snap')
-                img.protect_snap('snap')
+            cloudmod.conftest.replant(ioctx, image_id, path)
     finally:
         client.shutdown()
 

@@ -16,6 +16,7 @@ import rbd
 
 from fastclone_backend.cache import naming
 from fastclone_lab import novadisk
+from tests.functional import conftest
 from tests.functional.conftest import make_data
 from tests.functional.conftest import REPO
 
@@ -56,16 +57,8 @@ def _pools(rados_admin, lab):
 
 def _plant(rados_admin, lab, image_id, path):
     """Replace the bytes behind a Glance image's snapshot, as an admin."""
-    with open(path, 'rb') as f:
-        data = f.read()
     with rados_admin.open_ioctx(lab.images_pool) as ioctx:
-        with rbd.Image(ioctx, image_id) as img:
-            img.unprotect_snap('snap')
-            img.remove_snap('snap')
-            img.resize(len(data))
-            img.write(data, 0)
-            img.create_snap('snap')
-            img.protect_snap('snap')
+        conftest.replant(ioctx, image_id, path)
 
 
 def _qcow2(tmp_path, name, *opts):
