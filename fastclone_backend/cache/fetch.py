@@ -21,6 +21,7 @@ output.
 import hashlib
 import os
 import re
+import resource
 import subprocess
 import sys
 import threading
@@ -124,6 +125,8 @@ LIMIT_WORDS = ('Cannot allocate memory', 'Failed to allocate', 'ENOMEM',
 # killed by prlimit: SIGKILL/SIGXCPU (CPU time), SIGSEGV/SIGABRT (address
 # space), as subprocess reports them (negative)
 LIMIT_SIGNALS = (-9, -24, -11, -6)
+# the Linux default, with which the address-space defaults were measured
+TOOL_STACK = 8 << 20
 
 
 def failure_kind(exit_code, output: str) -> str:
@@ -137,10 +140,26 @@ def failure_kind(exit_code, output: str) -> str:
     return 'failed'
 
 
+def tool_stack() -> int:
+    """The stack limit a bounded tool runs with: 8 MiB, or less if capped.
+
+    glibc sizes every thread's stack from RLIMIT_STACK, so the address
+    space qemu-img and librbd need depends on the limit they inherit
+    (``ulimit -s unlimited`` halves it, a larger limit multiplies it).
+    A fixed one makes ``convert_address_space_mib`` mean the same on
+    every host, whatever nova-compute was started with.
+    """
+    hard = resource.getrlimit(resource.RLIMIT_STACK)[1]
+    if hard == resource.RLIM_INFINITY:
+        return TOOL_STACK
+    return min(TOOL_STACK, hard)
+
+
 def prlimit(cmd: list, address_space: int, cpu_time: int) -> list:
     """cmd run under oslo.concurrency's prlimit wrapper."""
     return [sys.executable, '-m', 'oslo_concurrency.prlimit',
-            '--as=%d' % address_space, '--cpu=%d' % cpu_time, '--'] + cmd
+            '--as=%d' % address_space, '--cpu=%d' % cpu_time,
+            '--stack=%d' % tool_stack(), '--'] + cmd
 
 
 def _lines(stream):

@@ -2,6 +2,7 @@
 
 import hashlib
 import io
+import resource
 import sys
 from unittest import mock
 
@@ -189,6 +190,18 @@ def test_prlimit_wraps_the_command():
     assert cmd[:3] == [sys.executable, '-m', 'oslo_concurrency.prlimit']
     assert cmd[-4:] == ['--', 'qemu-img', 'info', 'x']
     assert '--as=1073741824' in cmd and '--cpu=60' in cmd
+
+
+@pytest.mark.parametrize('hard, expected', [
+    (resource.RLIM_INFINITY, 8 << 20),   # ulimit -s unlimited
+    (64 << 20, 8 << 20),                 # a larger limit
+    (4 << 20, 4 << 20),                  # capped below 8 MiB: kept
+])
+def test_tools_run_with_a_fixed_stack_limit(hard, expected):
+    with mock.patch.object(fetch.resource, 'getrlimit', autospec=True,
+                           return_value=(hard, hard)):
+        assert fetch.tool_stack() == expected
+        assert '--stack=%d' % expected in fetch.prlimit(['rbd'], 1, 1)
 
 
 def test_run_with_progress_parses_percentages():
