@@ -21,10 +21,8 @@ connection (:mod:`fastclone_backend.cluster`).
 """
 
 import os
-import time
 
 from oslo_log import log as logging
-from oslo_utils import excutils
 from oslo_utils import units
 
 import nova.conf
@@ -41,6 +39,7 @@ from fastclone_backend.cache import statsstore
 from fastclone_backend import cluster
 from fastclone_backend import conf as fc_conf
 from fastclone_backend import exception as fc_exception
+from fastclone_backend.spawn import diskclone
 from fastclone_backend.spawn import glancerecord
 from fastclone_backend.spawn import location
 from fastclone_backend.spawn import snapfacts
@@ -161,6 +160,9 @@ class FastRbd(imagebackend.Rbd):
             return
         return super().cache(fetch_func, filename, size, *args, **kwargs)
 
+    def _disk(self) -> diskclone.DiskClone:
+        return diskclone.DiskClone(self.driver, self.rbd_name)
+
     def _answering(self, image_id, doing='making disk'):
         return cluster.answering(image_id, '%s %s/%s' % (
             doing, self.driver.pool, self.rbd_name), self.driver.op_timeout)
@@ -229,7 +231,7 @@ class FastRbd(imagebackend.Rbd):
             return self._clone_from_cache(context, image_meta, target, limit)
         loc, facts = source
         try:
-            self._clone_from(loc, image_id)
+            self._disk().clone_from(loc, image_id)
         except rbd_utils.rbd.ImageNotFound:
             snapfacts.forget(loc.spec)   # it went away: learn it again
             if not retry:
@@ -239,7 +241,7 @@ class FastRbd(imagebackend.Rbd):
                      {'image': image_id, 'spec': loc.spec})
             return self._make(context, image_href, target, limit,
                               copy_to_store, retry=False)
-        self._made_size = self._grow(target, facts.size)
+        self._made_size = self._disk().grow(target, facts.size)
 
     def _clone_from_cache(self, context, image_meta, target: int,
                           limit: int) -> None:
@@ -253,7 +255,7 @@ class FastRbd(imagebackend.Rbd):
         for attempt in range(1, CLONE_ATTEMPTS + 1):
             url, base_size = self._cached_base(context, image_meta, limit)
             try:
-                self._clone_from(location.parse(url), image_id)
+                self._disk().clone_from(location.parse(url), image_id)
                 break
             except rbd_utils.rbd.ImageNotFound:
                 basestore.forget(image_id)
@@ -261,7 +263,7 @@ class FastRbd(imagebackend.Rbd):
                     raise
                 LOG.info('image %(image)s: cached base retired before the '
                          'clone; looking it up again', {'image': image_id})
-        self._made_size = self._grow(target, base_size)
+        self._made_size = self._disk().grow(target, base_size)
 
     def _cached_base(self, context, image_meta, limit):
         image_id = image_meta['id']
@@ -312,48 +314,6 @@ class FastRbd(imagebackend.Rbd):
                                          'free': room.base_free >> 20})
         raise error
 
-    def _clone_from(self, loc: location.RbdLocation, image_id) -> None:
-        start = time.monotonic()
-        doing = 'cloning %s to %s/%s' % (loc.spec, self.driver.pool,
-                                         self.rbd_name)
-        try:
-            with naming.timed('clone'), cluster.answering(
-                    image_id, doing, self.driver.op_timeout):
-                self._clone_over_partial(loc, image_id)
-        except fc_exception.CephTimeout:
-            with excutils.save_and_reraise_exception():
-                self._remove_partial()
-        naming.STATS['clones'] += 1
-        LOG.debug('image %(image)s: cloned %(src)s to %(pool)s/%(dst)s in '
-                  '%(ms).1f ms', {'image': image_id, 'src': loc.spec,
-                                  'pool': self.driver.pool,
-                                  'dst': self.rbd_name,
-                                  'ms': (time.monotonic() - start) * 1000})
-
-    def _clone_over_partial(self, loc: location.RbdLocation,
-                            image_id) -> None:
-        """Clone; what an earlier clone of this disk left is removed first.
-
-        Nova asked ``exists()`` before the clone, so a disk name that is
-        taken all the same, by an image that does not open, is what a clone
-        that timed out leaves (here or on the host the build was
-        rescheduled from): its ``rbd_id`` object, maybe its header and
-        directory entry.  librbd's remove takes those away (it may answer
-        ImageNotFound while it does); then the clone runs once more.
-        """
-        try:
-            self.driver.clone({'url': loc.url}, self.rbd_name)
-        except rbd_utils.rbd.ImageExists:
-            if self.driver.exists(self.rbd_name):
-                raise
-            LOG.warning('image %(image)s: %(pool)s/%(name)s is taken by the '
-                        'remains of an earlier clone that did not finish; '
-                        'removing them and cloning again',
-                        {'image': image_id, 'pool': self.driver.pool,
-                         'name': self.rbd_name})
-            self.driver.remove_image(self.rbd_name)
-            self.driver.clone({'url': loc.url}, self.rbd_name)
-
     def _get_parent_pool(self, context, base_image_id, fsid):
         """Where Nova's direct snapshot goes: Glance's pool, not the cache's.
 
@@ -379,30 +339,3 @@ class FastRbd(imagebackend.Rbd):
                 'cached base and the image has no RBD location in this '
                 'cluster for its snapshot')
         return pool
-
-    def _remove_partial(self) -> None:
-        """Remove what a failed clone may have made, if Ceph answers.
-
-        Nova's cleanup of the failed build removes it otherwise (its disks
-        start with the instance uuid).
-        """
-        try:
-            self.driver.remove_image(self.rbd_name)
-        except Exception as e:
-            LOG.warning('could not remove %(name)s after the failed clone '
-                        '(%(err)s); Nova\'s cleanup of the failed build '
-                        'removes it', {'name': self.rbd_name, 'err': e})
-
-    def _grow(self, size: int, current: int) -> int:
-        """Resize the new clone up to size; remove it if that fails."""
-        if not size or size <= current:
-            return current
-        try:
-            with naming.timed('resize'):
-                self.driver.resize(self.rbd_name, size)
-            return size
-        except Exception:
-            with excutils.save_and_reraise_exception():
-                LOG.error('removing %(name)s: resize to %(size)d failed',
-                          {'name': self.rbd_name, 'size': size})
-                self.driver.remove_image(self.rbd_name)
