@@ -20,8 +20,6 @@ clones only from Glance locations the policy in
 connection (:mod:`fastclone_backend.cluster`).
 """
 
-import os
-
 from oslo_log import log as logging
 from oslo_utils import units
 
@@ -30,15 +28,11 @@ from nova import exception
 from nova.storage import rbd_utils
 from nova.virt.libvirt import imagebackend
 
-from fastclone_backend.cache import basestore
-from fastclone_backend.cache import degrade
-from fastclone_backend.cache import fetch
 from fastclone_backend.cache import naming
-from fastclone_backend.cache import populate
-from fastclone_backend.cache import statsstore
 from fastclone_backend import cluster
 from fastclone_backend import conf as fc_conf
 from fastclone_backend import exception as fc_exception
+from fastclone_backend.spawn import cachedbase
 from fastclone_backend.spawn import diskclone
 from fastclone_backend.spawn import glancerecord
 from fastclone_backend.spawn import location
@@ -48,34 +42,10 @@ from fastclone_backend.spawn import sources
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
 
-# lookups of a cached base that another host may retire meanwhile
-CLONE_ATTEMPTS = 5
-
-
-class _NotClonable(Exception):
-    """No location can be cloned and the cache is off: Nova's path only."""
-
-    def __init__(self, image_id, reason):
-        super().__init__(reason)
-        self.image_id = image_id
-        self.reason = reason
-
 
 def is_nova_clone(fetch_func) -> bool:
     """Is this LibvirtDriver's clone_fallback_to_fetch (root/rescue disks)?"""
     return getattr(fetch_func, '__name__', None) == 'clone_fallback_to_fetch'
-
-
-def nova_base_dir() -> str:
-    """Where Nova's own download path keeps images (``_base``)."""
-    return os.path.join(CONF.instances_path,
-                        CONF.image_cache.subdirectory_name)
-
-
-def _existing(path: str) -> str:
-    while not os.path.exists(path) and os.path.dirname(path) != path:
-        path = os.path.dirname(path)
-    return path
 
 
 def flavor_root_bytes(instance) -> int:
@@ -149,7 +119,7 @@ class FastRbd(imagebackend.Rbd):
         try:
             with self._answering(image_id):
                 self._make(context, image_id, size or 0, size or 0)
-        except _NotClonable as e:
+        except cachedbase.NotClonable as e:
             LOG.info('image %(image)s: left to Nova\'s download path: '
                      '%(why)s', {'image': image_id, 'why': e.reason})
             self._stock_reason = e.reason
@@ -195,7 +165,7 @@ class FastRbd(imagebackend.Rbd):
         try:
             with self._answering(image_href):
                 self._make(context, image_href, target, limit, copy_to_store)
-        except _NotClonable as e:
+        except cachedbase.NotClonable as e:
             raise exception.ImageUnacceptable(image_id=e.image_id,
                                               reason=e.reason)
 
@@ -206,7 +176,7 @@ class FastRbd(imagebackend.Rbd):
         :param target: grow the clone to this many bytes (0: leave it).
         :param limit: refuse an image whose virtual size is larger (0: no
             limit).
-        :raises: ImageUnacceptable for a refused image, _NotClonable when
+        :raises: ImageUnacceptable for a refused image, NotClonable when
             no location can be cloned and the cache is off.
         """
         with naming.timed('glance'):
@@ -224,11 +194,14 @@ class FastRbd(imagebackend.Rbd):
                 return self._make(context, image_href, target, limit,
                                   copy_to_store=False)
             if not CONF.fastclone.cache_enabled:
-                raise _NotClonable(image_id, '[fastclone] cache_enabled = '
-                                   'False, and ' + sources.refusal(reasons))
+                raise cachedbase.NotClonable(
+                    image_id, '[fastclone] cache_enabled = False, and ' +
+                    sources.refusal(reasons))
             LOG.debug('image %(image)s: not clonable in place: %(why)s',
                       {'image': image_id, 'why': sources.refusal(reasons)})
-            return self._clone_from_cache(context, image_meta, target, limit)
+            self._made_size = cachedbase.CachedBase(self.driver).clone_into(
+                self._disk(), context, image_meta, target, limit)
+            return
         loc, facts = source
         try:
             self._disk().clone_from(loc, image_id)
@@ -242,77 +215,6 @@ class FastRbd(imagebackend.Rbd):
             return self._make(context, image_href, target, limit,
                               copy_to_store, retry=False)
         self._made_size = self._disk().grow(target, facts.size)
-
-    def _clone_from_cache(self, context, image_meta, target: int,
-                          limit: int) -> None:
-        """Clone the cluster-wide cached base (populating it if needed).
-
-        A base retired or removed by another host between the lookup and
-        the clone makes the clone fail with ImageNotFound: the lookup then
-        runs again and finds the new base, or populates one.
-        """
-        image_id = image_meta['id']
-        for attempt in range(1, CLONE_ATTEMPTS + 1):
-            url, base_size = self._cached_base(context, image_meta, limit)
-            try:
-                self._disk().clone_from(location.parse(url), image_id)
-                break
-            except rbd_utils.rbd.ImageNotFound:
-                basestore.forget(image_id)
-                if attempt == CLONE_ATTEMPTS:
-                    raise
-                LOG.info('image %(image)s: cached base retired before the '
-                         'clone; looking it up again', {'image': image_id})
-        self._made_size = self._disk().grow(target, base_size)
-
-    def _cached_base(self, context, image_meta, limit):
-        image_id = image_meta['id']
-        try:
-            url, base_size, hit = populate.Populator(self.driver).ensure(
-                context, image_meta, limit)
-        except (fc_exception.ImageRejected, fc_exception.CacheError) as e:
-            if isinstance(e, fc_exception.ImageRejected):
-                naming.STATS['refusals'] += 1
-            raise exception.ImageUnacceptable(image_id=image_id,
-                                              reason=e.without_image())
-        except fc_exception.CacheUnavailable as e:
-            self._degrade(e, image_meta)
-        naming.STATS['hits' if hit else 'misses'] += 1
-        if not hit:
-            statsstore.flush_quietly(self.driver)   # once per population
-        LOG.debug('image %(image)s: cache %(what)s for %(disk)s',
-                  {'image': image_id, 'what': 'hit' if hit else 'miss',
-                   'disk': self.rbd_name})
-        return url, base_size
-
-    def _degrade(self, error, image_meta) -> None:
-        """Nova's download path instead, or the error: decided on purpose.
-
-        :raises: _NotClonable to take Nova's path, else the error.
-        """
-        image_id = image_meta['id']
-        pool = CONF.fastclone.cache_pool or self.driver.pool
-        room = degrade.Room(
-            needed=degrade.stock_needs(image_meta.get('size'),
-                                       image_meta.get('virtual_size')),
-            base_free=fetch.free_bytes(_existing(nova_base_dir())),
-            same_pool=pool == self.driver.pool)
-        fallback = degrade.fall_back(error.kind, room)
-        naming.STATS[degrade.outcome(error.kind, fallback)] += 1
-        statsstore.flush_quietly(self.driver)   # for cache stats, doctor
-        if fallback:
-            naming.STATS['fallbacks'] += 1
-            LOG.warning('%(err)s. This spawn takes Nova\'s own download '
-                        'path instead (a full download, conversion and copy '
-                        'of the image on this host)', {'err': error})
-            raise _NotClonable(image_id, error.without_image())
-        LOG.warning('%(err)s. Nova\'s own download path would fail too '
-                    '(%(need)d MiB needed in %(base)s, %(free)d MiB free): '
-                    'this spawn fails', {'err': error,
-                                         'need': room.needed >> 20,
-                                         'base': nova_base_dir(),
-                                         'free': room.base_free >> 20})
-        raise error
 
     def _get_parent_pool(self, context, base_image_id, fsid):
         """Where Nova's direct snapshot goes: Glance's pool, not the cache's.
