@@ -18,6 +18,9 @@ same disks.  ``clone`` goes through :meth:`FastRbd.direct_fetch`, which
 clones only from Glance locations the policy in
 :mod:`fastclone_backend.spawn.location` trusts, on the process's shared cluster
 connection (:mod:`fastclone_backend.cluster`).
+
+This is the adapter to Nova only: the choice of the source and the clone
+are :mod:`.diskmaker`'s, :mod:`.cachedbase`'s and :mod:`.diskclone`'s.
 """
 
 from oslo_log import log as logging
@@ -31,12 +34,11 @@ from nova.virt.libvirt import imagebackend
 from fastclone_backend.cache import naming
 from fastclone_backend import cluster
 from fastclone_backend import conf as fc_conf
-from fastclone_backend import exception as fc_exception
 from fastclone_backend.spawn import cachedbase
 from fastclone_backend.spawn import diskclone
+from fastclone_backend.spawn import diskmaker
 from fastclone_backend.spawn import glancerecord
 from fastclone_backend.spawn import location
-from fastclone_backend.spawn import snapfacts
 from fastclone_backend.spawn import sources
 
 CONF = nova.conf.CONF
@@ -130,8 +132,14 @@ class FastRbd(imagebackend.Rbd):
             return
         return super().cache(fetch_func, filename, size, *args, **kwargs)
 
-    def _disk(self) -> diskclone.DiskClone:
-        return diskclone.DiskClone(self.driver, self.rbd_name)
+    def _make(self, context, image_href, target: int, limit: int,
+              copy_to_store=True) -> None:
+        """Make the disk (:meth:`.diskmaker.DiskMaker.make`), keep its size."""
+        maker = diskmaker.DiskMaker(
+            self.sources, diskclone.DiskClone(self.driver, self.rbd_name),
+            self.copy_to_store)
+        self._made_size = maker.make(context, image_href, target, limit,
+                                     copy_to_store)
 
     def _answering(self, image_id, doing='making disk'):
         return cluster.answering(image_id, '%s %s/%s' % (
@@ -168,53 +176,6 @@ class FastRbd(imagebackend.Rbd):
         except cachedbase.NotClonable as e:
             raise exception.ImageUnacceptable(image_id=e.image_id,
                                               reason=e.reason)
-
-    def _make(self, context, image_href, target: int, limit: int,
-              copy_to_store=True, retry=True) -> None:
-        """Clone the disk from the image's snapshot, or its cached base.
-
-        :param target: grow the clone to this many bytes (0: leave it).
-        :param limit: refuse an image whose virtual size is larger (0: no
-            limit).
-        :raises: ImageUnacceptable for a refused image, NotClonable when
-            no location can be cloned and the cache is off.
-        """
-        with naming.timed('glance'):
-            image_meta = glancerecord.show(context, image_href)
-        image_id = image_meta.get('id') or image_href
-        try:
-            source, reasons = self.sources.find(context, image_meta, limit)
-        except fc_exception.ImageRejected as e:
-            naming.STATS['refusals'] += 1
-            raise exception.ImageUnacceptable(image_id=image_id,
-                                              reason=e.reason)
-        if source is None:
-            if CONF.libvirt.images_rbd_glance_store_name and copy_to_store:
-                self.copy_to_store(context, image_meta)
-                return self._make(context, image_href, target, limit,
-                                  copy_to_store=False)
-            if not CONF.fastclone.cache_enabled:
-                raise cachedbase.NotClonable(
-                    image_id, '[fastclone] cache_enabled = False, and ' +
-                    sources.refusal(reasons))
-            LOG.debug('image %(image)s: not clonable in place: %(why)s',
-                      {'image': image_id, 'why': sources.refusal(reasons)})
-            self._made_size = cachedbase.CachedBase(self.driver).clone_into(
-                self._disk(), context, image_meta, target, limit)
-            return
-        loc, facts = source
-        try:
-            self._disk().clone_from(loc, image_id)
-        except rbd_utils.rbd.ImageNotFound:
-            snapfacts.forget(loc.spec)   # it went away: learn it again
-            if not retry:
-                raise
-            LOG.info('image %(image)s: %(spec)s vanished before the clone; '
-                     'looking at the image again',
-                     {'image': image_id, 'spec': loc.spec})
-            return self._make(context, image_href, target, limit,
-                              copy_to_store, retry=False)
-        self._made_size = self._disk().grow(target, facts.size)
 
     def _get_parent_pool(self, context, base_image_id, fsid):
         """Where Nova's direct snapshot goes: Glance's pool, not the cache's.
