@@ -36,7 +36,7 @@ from fastclone_backend.manage import checktable
 from fastclone_backend.manage import doctor
 from fastclone_backend.manage import facts as facts_mod
 from fastclone_backend.manage import glanceprobe
-from fastclone_backend.spawn import fastrbd
+from fastclone_backend.spawn import cachedbase
 
 CONF = nova.conf.CONF
 CMD_TIMEOUT = facts_mod.CMD_TIMEOUT
@@ -228,7 +228,7 @@ def work_dir(facts):
 
 
 def nova_base_dir(facts):
-    path = fastrbd.nova_base_dir()
+    path = cachedbase.nova_base_dir()
     return doctor.check_nova_base_dir(path, dir_state(path))
 
 

@@ -18,13 +18,12 @@ same disks.  ``clone`` goes through :meth:`FastRbd.direct_fetch`, which
 clones only from Glance locations the policy in
 :mod:`fastclone_backend.spawn.location` trusts, on the process's shared cluster
 connection (:mod:`fastclone_backend.cluster`).
+
+This is the adapter to Nova only: the choice of the source and the clone
+are :mod:`.diskmaker`'s, :mod:`.cachedbase`'s and :mod:`.diskclone`'s.
 """
 
-import os
-import time
-
 from oslo_log import log as logging
-from oslo_utils import excutils
 from oslo_utils import units
 
 import nova.conf
@@ -32,51 +31,23 @@ from nova import exception
 from nova.storage import rbd_utils
 from nova.virt.libvirt import imagebackend
 
-from fastclone_backend.cache import basestore
-from fastclone_backend.cache import degrade
-from fastclone_backend.cache import fetch
 from fastclone_backend.cache import naming
-from fastclone_backend.cache import populate
-from fastclone_backend.cache import statsstore
 from fastclone_backend import cluster
 from fastclone_backend import conf as fc_conf
-from fastclone_backend import exception as fc_exception
+from fastclone_backend.spawn import cachedbase
+from fastclone_backend.spawn import diskclone
+from fastclone_backend.spawn import diskmaker
 from fastclone_backend.spawn import glancerecord
 from fastclone_backend.spawn import location
-from fastclone_backend.spawn import snapfacts
 from fastclone_backend.spawn import sources
 
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
 
-# lookups of a cached base that another host may retire meanwhile
-CLONE_ATTEMPTS = 5
-
-
-class _NotClonable(Exception):
-    """No location can be cloned and the cache is off: Nova's path only."""
-
-    def __init__(self, image_id, reason):
-        super().__init__(reason)
-        self.image_id = image_id
-        self.reason = reason
-
 
 def is_nova_clone(fetch_func) -> bool:
     """Is this LibvirtDriver's clone_fallback_to_fetch (root/rescue disks)?"""
     return getattr(fetch_func, '__name__', None) == 'clone_fallback_to_fetch'
-
-
-def nova_base_dir() -> str:
-    """Where Nova's own download path keeps images (``_base``)."""
-    return os.path.join(CONF.instances_path,
-                        CONF.image_cache.subdirectory_name)
-
-
-def _existing(path: str) -> str:
-    while not os.path.exists(path) and os.path.dirname(path) != path:
-        path = os.path.dirname(path)
-    return path
 
 
 def flavor_root_bytes(instance) -> int:
@@ -150,7 +121,7 @@ class FastRbd(imagebackend.Rbd):
         try:
             with self._answering(image_id):
                 self._make(context, image_id, size or 0, size or 0)
-        except _NotClonable as e:
+        except cachedbase.NotClonable as e:
             LOG.info('image %(image)s: left to Nova\'s download path: '
                      '%(why)s', {'image': image_id, 'why': e.reason})
             self._stock_reason = e.reason
@@ -160,6 +131,15 @@ class FastRbd(imagebackend.Rbd):
         else:
             return
         return super().cache(fetch_func, filename, size, *args, **kwargs)
+
+    def _make(self, context, image_href, target: int, limit: int,
+              copy_to_store=True) -> None:
+        """Make the disk (:meth:`.diskmaker.DiskMaker.make`), keep its size."""
+        maker = diskmaker.DiskMaker(
+            self.sources, diskclone.DiskClone(self.driver, self.rbd_name),
+            self.copy_to_store)
+        self._made_size = maker.make(context, image_href, target, limit,
+                                     copy_to_store)
 
     def _answering(self, image_id, doing='making disk'):
         return cluster.answering(image_id, '%s %s/%s' % (
@@ -193,166 +173,9 @@ class FastRbd(imagebackend.Rbd):
         try:
             with self._answering(image_href):
                 self._make(context, image_href, target, limit, copy_to_store)
-        except _NotClonable as e:
+        except cachedbase.NotClonable as e:
             raise exception.ImageUnacceptable(image_id=e.image_id,
                                               reason=e.reason)
-
-    def _make(self, context, image_href, target: int, limit: int,
-              copy_to_store=True, retry=True) -> None:
-        """Clone the disk from the image's snapshot, or its cached base.
-
-        :param target: grow the clone to this many bytes (0: leave it).
-        :param limit: refuse an image whose virtual size is larger (0: no
-            limit).
-        :raises: ImageUnacceptable for a refused image, _NotClonable when
-            no location can be cloned and the cache is off.
-        """
-        with naming.timed('glance'):
-            image_meta = glancerecord.show(context, image_href)
-        image_id = image_meta.get('id') or image_href
-        try:
-            source, reasons = self.sources.find(context, image_meta, limit)
-        except fc_exception.ImageRejected as e:
-            naming.STATS['refusals'] += 1
-            raise exception.ImageUnacceptable(image_id=image_id,
-                                              reason=e.reason)
-        if source is None:
-            if CONF.libvirt.images_rbd_glance_store_name and copy_to_store:
-                self.copy_to_store(context, image_meta)
-                return self._make(context, image_href, target, limit,
-                                  copy_to_store=False)
-            if not CONF.fastclone.cache_enabled:
-                raise _NotClonable(image_id, '[fastclone] cache_enabled = '
-                                   'False, and ' + sources.refusal(reasons))
-            LOG.debug('image %(image)s: not clonable in place: %(why)s',
-                      {'image': image_id, 'why': sources.refusal(reasons)})
-            return self._clone_from_cache(context, image_meta, target, limit)
-        loc, facts = source
-        try:
-            self._clone_from(loc, image_id)
-        except rbd_utils.rbd.ImageNotFound:
-            snapfacts.forget(loc.spec)   # it went away: learn it again
-            if not retry:
-                raise
-            LOG.info('image %(image)s: %(spec)s vanished before the clone; '
-                     'looking at the image again',
-                     {'image': image_id, 'spec': loc.spec})
-            return self._make(context, image_href, target, limit,
-                              copy_to_store, retry=False)
-        self._made_size = self._grow(target, facts.size)
-
-    def _clone_from_cache(self, context, image_meta, target: int,
-                          limit: int) -> None:
-        """Clone the cluster-wide cached base (populating it if needed).
-
-        A base retired or removed by another host between the lookup and
-        the clone makes the clone fail with ImageNotFound: the lookup then
-        runs again and finds the new base, or populates one.
-        """
-        image_id = image_meta['id']
-        for attempt in range(1, CLONE_ATTEMPTS + 1):
-            url, base_size = self._cached_base(context, image_meta, limit)
-            try:
-                self._clone_from(location.parse(url), image_id)
-                break
-            except rbd_utils.rbd.ImageNotFound:
-                basestore.forget(image_id)
-                if attempt == CLONE_ATTEMPTS:
-                    raise
-                LOG.info('image %(image)s: cached base retired before the '
-                         'clone; looking it up again', {'image': image_id})
-        self._made_size = self._grow(target, base_size)
-
-    def _cached_base(self, context, image_meta, limit):
-        image_id = image_meta['id']
-        try:
-            url, base_size, hit = populate.Populator(self.driver).ensure(
-                context, image_meta, limit)
-        except (fc_exception.ImageRejected, fc_exception.CacheError) as e:
-            if isinstance(e, fc_exception.ImageRejected):
-                naming.STATS['refusals'] += 1
-            raise exception.ImageUnacceptable(image_id=image_id,
-                                              reason=e.without_image())
-        except fc_exception.CacheUnavailable as e:
-            self._degrade(e, image_meta)
-        naming.STATS['hits' if hit else 'misses'] += 1
-        if not hit:
-            statsstore.flush_quietly(self.driver)   # once per population
-        LOG.debug('image %(image)s: cache %(what)s for %(disk)s',
-                  {'image': image_id, 'what': 'hit' if hit else 'miss',
-                   'disk': self.rbd_name})
-        return url, base_size
-
-    def _degrade(self, error, image_meta) -> None:
-        """Nova's download path instead, or the error: decided on purpose.
-
-        :raises: _NotClonable to take Nova's path, else the error.
-        """
-        image_id = image_meta['id']
-        pool = CONF.fastclone.cache_pool or self.driver.pool
-        room = degrade.Room(
-            needed=degrade.stock_needs(image_meta.get('size'),
-                                       image_meta.get('virtual_size')),
-            base_free=fetch.free_bytes(_existing(nova_base_dir())),
-            same_pool=pool == self.driver.pool)
-        fallback = degrade.fall_back(error.kind, room)
-        naming.STATS[degrade.outcome(error.kind, fallback)] += 1
-        statsstore.flush_quietly(self.driver)   # for cache stats, doctor
-        if fallback:
-            naming.STATS['fallbacks'] += 1
-            LOG.warning('%(err)s. This spawn takes Nova\'s own download '
-                        'path instead (a full download, conversion and copy '
-                        'of the image on this host)', {'err': error})
-            raise _NotClonable(image_id, error.without_image())
-        LOG.warning('%(err)s. Nova\'s own download path would fail too '
-                    '(%(need)d MiB needed in %(base)s, %(free)d MiB free): '
-                    'this spawn fails', {'err': error,
-                                         'need': room.needed >> 20,
-                                         'base': nova_base_dir(),
-                                         'free': room.base_free >> 20})
-        raise error
-
-    def _clone_from(self, loc: location.RbdLocation, image_id) -> None:
-        start = time.monotonic()
-        doing = 'cloning %s to %s/%s' % (loc.spec, self.driver.pool,
-                                         self.rbd_name)
-        try:
-            with naming.timed('clone'), cluster.answering(
-                    image_id, doing, self.driver.op_timeout):
-                self._clone_over_partial(loc, image_id)
-        except fc_exception.CephTimeout:
-            with excutils.save_and_reraise_exception():
-                self._remove_partial()
-        naming.STATS['clones'] += 1
-        LOG.debug('image %(image)s: cloned %(src)s to %(pool)s/%(dst)s in '
-                  '%(ms).1f ms', {'image': image_id, 'src': loc.spec,
-                                  'pool': self.driver.pool,
-                                  'dst': self.rbd_name,
-                                  'ms': (time.monotonic() - start) * 1000})
-
-    def _clone_over_partial(self, loc: location.RbdLocation,
-                            image_id) -> None:
-        """Clone; what an earlier clone of this disk left is removed first.
-
-        Nova asked ``exists()`` before the clone, so a disk name that is
-        taken all the same, by an image that does not open, is what a clone
-        that timed out leaves (here or on the host the build was
-        rescheduled from): its ``rbd_id`` object, maybe its header and
-        directory entry.  librbd's remove takes those away (it may answer
-        ImageNotFound while it does); then the clone runs once more.
-        """
-        try:
-            self.driver.clone({'url': loc.url}, self.rbd_name)
-        except rbd_utils.rbd.ImageExists:
-            if self.driver.exists(self.rbd_name):
-                raise
-            LOG.warning('image %(image)s: %(pool)s/%(name)s is taken by the '
-                        'remains of an earlier clone that did not finish; '
-                        'removing them and cloning again',
-                        {'image': image_id, 'pool': self.driver.pool,
-                         'name': self.rbd_name})
-            self.driver.remove_image(self.rbd_name)
-            self.driver.clone({'url': loc.url}, self.rbd_name)
 
     def _get_parent_pool(self, context, base_image_id, fsid):
         """Where Nova's direct snapshot goes: Glance's pool, not the cache's.
@@ -379,30 +202,3 @@ class FastRbd(imagebackend.Rbd):
                 'cached base and the image has no RBD location in this '
                 'cluster for its snapshot')
         return pool
-
-    def _remove_partial(self) -> None:
-        """Remove what a failed clone may have made, if Ceph answers.
-
-        Nova's cleanup of the failed build removes it otherwise (its disks
-        start with the instance uuid).
-        """
-        try:
-            self.driver.remove_image(self.rbd_name)
-        except Exception as e:
-            LOG.warning('could not remove %(name)s after the failed clone '
-                        '(%(err)s); Nova\'s cleanup of the failed build '
-                        'removes it', {'name': self.rbd_name, 'err': e})
-
-    def _grow(self, size: int, current: int) -> int:
-        """Resize the new clone up to size; remove it if that fails."""
-        if not size or size <= current:
-            return current
-        try:
-            with naming.timed('resize'):
-                self.driver.resize(self.rbd_name, size)
-            return size
-        except Exception:
-            with excutils.save_and_reraise_exception():
-                LOG.error('removing %(name)s: resize to %(size)d failed',
-                          {'name': self.rbd_name, 'size': size})
-                self.driver.remove_image(self.rbd_name)

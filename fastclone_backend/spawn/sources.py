@@ -18,7 +18,7 @@ none, Glance's location API may); each is checked by the trust policy
 (:mod:`.snapfacts`), and its content must be what Glance declares
 (:mod:`fastclone_backend.inspect`).
 No source means the cached base (the cache flow) or Nova's download path:
-that choice is the caller's, :class:`.fastrbd.FastRbd`.
+that choice is the caller's, :func:`.diskmaker.choose`.
 """
 
 from oslo_log import log as logging

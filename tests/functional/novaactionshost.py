@@ -71,6 +71,7 @@ from sqlalchemy import exc as sqla_exc
 from fastclone_backend.cache import naming
 from fastclone_backend import deploysettings
 from fastclone_backend import hook
+from fastclone_backend.spawn import cachedbase
 from fastclone_backend.spawn import fastrbd as fc_imagebackend
 
 from nova.api import auth as nova_auth
@@ -432,7 +433,7 @@ class FastRbdNovaTest(base.ServersTestBase):
 
     def base_dir_files(self):
         """What Nova's download path wrote in the hosts' ``_base``."""
-        path = fc_imagebackend.nova_base_dir()
+        path = cachedbase.nova_base_dir()
         return sorted(os.listdir(path)) if os.path.isdir(path) else []
 
     def domain_xml(self, server):

@@ -18,6 +18,7 @@ from fastclone_backend.cache import populate
 from fastclone_backend import cluster
 from fastclone_backend import conf as fc_conf
 from fastclone_backend import exception as fc_exception
+from fastclone_backend.spawn import cachedbase
 from tests.unit import base
 from tests.unit import fakes
 from tests.unit import test_imagebackend as tib
@@ -255,7 +256,7 @@ class DegradeTestCase(tib.SpawnFixtures):
     def test_full_workdir_falls_back_where_base_has_room(self):
         self._unavailable(degrade.WORKDIR_FULL)
         self.free.return_value = 2 * units.Gi
-        with mock.patch.object(tib.fastrbd.LOG, 'warning',
+        with mock.patch.object(cachedbase.LOG, 'warning',
                                autospec=True) as warning:
             self._cache(meta=self._qcow2())
         self.nova_cache.assert_called_once()

@@ -10,6 +10,7 @@ from oslo_utils import units
 
 from fastclone_backend import cluster
 from fastclone_backend import exception as fc_exception
+from fastclone_backend.spawn import cachedbase
 from fastclone_backend.spawn import fastrbd
 from fastclone_backend.spawn import snapfacts
 from tests.unit import base
@@ -396,9 +397,9 @@ class FastRbdCacheTestCase(base.TestCase):
         self.driver['clone'].side_effect = fakes.RbdImageNotFound('gone')
         self.assertRaises(fakes.RbdImageNotFound, self.disk.clone,
                           mock.sentinel.ctx, IMAGE_ID)
-        self.assertEqual(fastrbd.CLONE_ATTEMPTS,
+        self.assertEqual(cachedbase.CLONE_ATTEMPTS,
                          self.ensure.call_count)
-        self.assertEqual(fastrbd.CLONE_ATTEMPTS,
+        self.assertEqual(cachedbase.CLONE_ATTEMPTS,
                          self.driver['clone'].call_count)
         self.driver['resize'].assert_not_called()
 
