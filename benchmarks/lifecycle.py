@@ -88,12 +88,11 @@ class Bench:
             name='fastclone-bench-lifecycle-%d' % index,
             disk_format='raw', container_format='bare').id
 
-    def _base(self, index):
+    def _base(self, index, image_id):
         """A base published for image index, as a population does."""
         import rbd
 
         from fastclone_backend.cache import naming
-        image_id = self.image_ids[index]
         meta = self.api.get(self.ctx, image_id)
         tmp = naming.tmp_name(image_id, uuid.uuid4().hex[:8])
         rbd.RBD().create(self.ioctx, tmp, 4 * MiB)
@@ -110,14 +109,24 @@ class Bench:
         The first `deleted` images are deleted in Glance, the next
         `with_clones` bases get a clone.
         """
-        with concurrent.futures.ThreadPoolExecutor(CREATE_THREADS) as pool:
-            self.image_ids = list(pool.map(self._create_image,
-                                           range(self.count)))
-        with concurrent.futures.ThreadPoolExecutor(THREADS) as pool:
-            list(pool.map(self._base, range(self.count)))
-        for image_id in self.image_ids[:self.deleted]:
-            self.glance.images.delete(image_id)
+        made = []
+        with concurrent.futures.ThreadPoolExecutor(THREADS) as makers:
+            # each base as soon as its image is made: Glance's part and
+            # Ceph's overlap
+            with concurrent.futures.ThreadPoolExecutor(
+                    CREATE_THREADS) as creators:
+                for index, image_id in enumerate(creators.map(
+                        self._create_image, range(self.count))):
+                    self.image_ids.append(image_id)
+                    made.append(makers.submit(self._base, index, image_id))
+            for future in made:
+                future.result()
+        self._delete_images(self.image_ids[:self.deleted])
         return self.deleted
+
+    def _delete_images(self, image_ids) -> None:
+        for image_id in image_ids:  # one at a time: see CREATE_THREADS
+            self.glance.images.delete(image_id)
 
     def one_pass(self, ceph, requests):
         from fastclone_backend import cluster
@@ -152,15 +161,23 @@ class Bench:
 
     def cleanup(self):
         import rbd
-        with concurrent.futures.ThreadPoolExecutor(THREADS) as pool:
-            list(pool.map(lambda c: rbd.RBD().remove(self.ioctx, c),
-                          self.clones))
-            alive = self.image_ids[self.deleted:]
-            list(pool.map(self._drop_base, alive))
-        for image_id in alive:  # one at a time: see CREATE_THREADS
-            self.glance.images.delete(image_id)
+        alive = self.image_ids[self.deleted:]
+        with concurrent.futures.ThreadPoolExecutor(1) as glance:
+            # Glance's part in one thread, meanwhile Ceph's
+            deleting = glance.submit(self._delete_images, alive)
+            with concurrent.futures.ThreadPoolExecutor(THREADS) as pool:
+                list(pool.map(lambda c: rbd.RBD().remove(self.ioctx, c),
+                              self.clones))
+                list(pool.map(self._drop_base, alive))
+            deleting.result()
         self.ioctx.close()
         self.client.shutdown()
+
+
+def progress(what: str, figures) -> None:
+    """A line on stderr as each phase ends (the JSON line comes last)."""
+    print('lifecycle: %s %s' % (what, json.dumps(figures)),
+          file=sys.stderr, flush=True)
 
 
 def main():
@@ -190,10 +207,14 @@ def main():
     try:
         bench.setup()
         setup_s = time.perf_counter() - start
+        progress('setup_s', setup_s)
         first = bench.one_pass(ceph, requests)
+        progress('first', first)
         steady = bench.one_pass(ceph, requests)
+        progress('steady', steady)
         bench.lose_index()
         unindexed = bench.one_pass(ceph, requests)
+        progress('unindexed', unindexed)
     finally:
         ceph.close()
         bench.cleanup()

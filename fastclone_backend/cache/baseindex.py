@@ -20,7 +20,8 @@ base (``fastclone-base-<image id>``):
 * ``used/<name>``: when it was last used, written alone by each use (one
   blind write, no read).
 
-Publish writes both keys, a use the second, a retirement drops both (the
+Publish writes both keys, a use the second (a spawn from the base, or a
+lifecycle pass that found it with clones), a retirement drops both (the
 index holds ready bases only: retired and tmp images are few and always
 opened).  The lifecycle pass reads the whole omap (one operation per 1024
 keys) instead of opening every base (some 17 operations each), and opens
@@ -97,8 +98,12 @@ class BaseIndex:
 
     def use(self, name: str, stamp: str) -> None:
         """Record a use of a base (its used/ key alone)."""
+        self.uses([name], stamp)
+
+    def uses(self, names, stamp: str) -> None:
+        """Record one use of several bases (their used/ keys alone)."""
         omap.put(self.ioctx, naming.INDEX_OBJECT,
-                 {USED + name: stamp.encode()})
+                 {USED + name: stamp.encode() for name in names})
 
     def drop(self, names) -> None:
         """Forget bases: both keys of each."""

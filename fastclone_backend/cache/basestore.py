@@ -258,6 +258,17 @@ class BaseStore:
                       {'name': name, 'err': e})
         self._index_do('use of ' + name, lambda index: index.use(name, now))
 
+    def in_use(self, names) -> None:
+        """Record a use of bases now, in the base index alone, best effort.
+
+        The lifecycle pass's record of the bases it found with clones (see
+        :func:`fastclone_backend.lifecycle.policy.in_use`): one write for
+        all; their images keep the time of their last spawn.
+        """
+        now = stamp()
+        self._index_do('use of %d bases with clones' % len(names),
+                       lambda index: index.uses(names, now))
+
     def names(self, prefix: str = '') -> list:
         """Our image names in the pool (starting with prefix, if given)."""
         with self.ioctx() as ioctx:

@@ -40,7 +40,8 @@ Most bases are surveyed from the base index, without opening them
 (``Base.surveyed`` False): their clones are unknown.  Such a base is never
 retired or removed; :func:`to_look_at` names those the plan may act on,
 which the pass opens (and asks again, until it names none) before
-:func:`plan_bases` decides.
+:func:`plan_bases` decides.  A base opened and found with clones counts
+as used then (:func:`in_use`): it is not opened again for ``min_age``.
 
 Nothing that is not provably ours is touched: a base, tmp or retired image
 only when its survey found it ours (``Base.owned``: our mark or our
@@ -239,6 +240,22 @@ def plan_bases(bases, glance: dict, now: float, rules: Rules,
         if base.kind == 'retired' and childless(base):
             plan.remove.append((base.name, 'retired, no clones left'))
     return plan
+
+
+def in_use(bases, plan: Plan) -> list:
+    """Names of the ready bases of ours opened and found with clones.
+
+    Their clones use them now: the pass records that as their last use in
+    the base index, as Nova's image cache touches a base file an instance
+    uses.  So a base is unused from when it was last seen with clones (or
+    last spawned from), and one whose clones live on is not opened again
+    before ``min_age`` has passed, instead of at every pass.  Those the
+    plan retires are left out: they leave the index.
+    """
+    going = {name for name, _why in plan.retire}
+    return sorted(b.name for b in bases
+                  if b.owned and b.kind == 'base' and b.surveyed and
+                  b.children and b.name not in going)
 
 
 def plan_trash(entries, glance: dict, now: float, rules: Rules,

@@ -210,6 +210,7 @@ class Pass:
         start = time.monotonic()
         now = time.time()
         bases, entries, glance, plan = self.survey_and_plan(now)
+        self._record_uses(bases, plan)
         pinned = self._act_on_bases(plan, bases)
         self._purge(plan)
         self._prune_verdicts(entries, plan)
@@ -236,6 +237,12 @@ class Pass:
 
     def _spec(self, name: str) -> str:
         return '%s/%s' % (self.store.pool, name)
+
+    def _record_uses(self, bases, plan) -> None:
+        """Bases found with clones are in use: the base index says so."""
+        names = policy.in_use(bases, plan)
+        if names:
+            self.store.in_use(names)
 
     def _act_on_bases(self, plan, bases) -> dict:
         """Retire, then remove; {pinned parent spec: its clones}.

@@ -84,6 +84,14 @@ class BaseIndexTestCase(base.TestCase):
                          entries[published.name])
         self.assertEqual(2, self.ioctx.writes)
 
+    def test_uses_write_the_last_use_of_each_in_one_write(self):
+        mine, other = _published(), _published(OTHER)
+        self.index.put([mine, other])
+        self.index.uses([mine.name, other.name], '7000')
+        self.assertEqual({mine.name: 7000.0, other.name: 7000.0},
+                         self.index.read()[1])
+        self.assertEqual(2, self.ioctx.writes)
+
     def test_use_of_a_base_never_indexed_is_only_a_last_use(self):
         self.index.use(naming.base_name(IMAGE_ID), '5000')
         self.assertEqual(({}, {naming.base_name(IMAGE_ID): 5000.0}),

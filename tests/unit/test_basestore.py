@@ -541,6 +541,18 @@ class SurveyFromIndexTestCase(base.TestCase):
         self.assertEqual([naming.base_name(IMAGE_ID)], list(entries))
         self.assertEqual([naming.base_name(IMAGE_ID)], list(used))
 
+    def test_bases_in_use_recorded_in_the_index_alone(self):
+        self._add(_ready(IMAGE_ID, children=[CHILD['image']]),
+                  _ready(OTHER_ID), indexed=True)
+        writes = self.ioctx.writes
+        self.store.in_use([naming.base_name(IMAGE_ID)])
+        self.assertEqual(writes + 1, self.ioctx.writes)
+        found = {b.name: b for b in self.store.survey_from_index()}
+        self.assertGreater(found[naming.base_name(IMAGE_ID)].last_used,
+                           1000.0)
+        self.assertEqual(1000.0, found[naming.base_name(OTHER_ID)].last_used)
+        self.assertEqual([], self._opened())
+
     def test_last_use_is_the_later_of_image_and_index(self):
         self._add(_ready(IMAGE_ID, used=1000.0), indexed=True)
         self.index.use(naming.base_name(IMAGE_ID), '3000')

@@ -250,6 +250,7 @@ class DryRunTestCase(base.TestCase):
             ('flatten', VM1, 'pins vms/' + base)], rows)
         self.store.retire.assert_not_called()
         self.store.remove.assert_not_called()
+        self.store.in_use.assert_not_called()
         self.submit.assert_not_called()
 
     def test_mgr_refusal_is_a_row(self):
@@ -257,6 +258,45 @@ class DryRunTestCase(base.TestCase):
         self.in_flight.side_effect = flatten.MgrRefused('EACCES')
         self.assertEqual([('flatten', '-', 'not possible: EACCES')],
                          self.pass_.dry_run())
+
+
+class RecordUsesTestCase(base.TestCase):
+    """A pass records the bases it found with clones as used now."""
+
+    def setUp(self):
+        super().setUp()
+        fc_conf.register_opts(runner.CONF)
+        self.flags(images_rbd_pool='vms', group='libvirt')
+        self.flags(clone_max_depth=0, flatten_clones_older_than=0,
+                   group='fastclone')
+        self.store = mock.create_autospec(basestore.BaseStore,
+                                          instance=True)
+        self.store.pool = 'vms'
+        self.useFixture(fixtures.MockPatchObject(
+            flatten, 'in_flight', autospec=True, return_value=set()))
+        records = mock.create_autospec(runner.Records, instance=True)
+        records.read.return_value = {}
+        self.pass_ = runner.Pass(mock.sentinel.ctx, mock.sentinel.driver,
+                                 self.store, records)
+
+    def _run(self, bases, plan):
+        self.useFixture(fixtures.MockPatchObject(
+            runner.Pass, 'survey_and_plan', autospec=True,
+            return_value=(bases, [], {}, plan)))
+        return self.pass_.run()
+
+    def test_bases_found_with_clones_recorded_as_used(self):
+        pinned = policy.Base(naming.base_name(IMAGE), children=(VM1,))
+        free = policy.Base(naming.base_name(OTHER))
+        self._run([pinned, free], policy.Plan())
+        self.store.in_use.assert_called_once_with([pinned.name])
+
+    def test_no_base_with_clones_no_write(self):
+        gone = policy.Base(naming.base_name(IMAGE), children=(VM1,))
+        self.store.retire.return_value = naming.retired_name(IMAGE, 'ab12')
+        self._run([gone, policy.Base(naming.base_name(OTHER))],
+                  policy.Plan(retire=[(gone.name, 'deleted')]))
+        self.store.in_use.assert_not_called()
 
 
 class SurveyAndPlanTestCase(base.TestCase):

@@ -325,6 +325,33 @@ def test_nothing_opened_in_a_steady_state():
     assert opened == []
 
 
+def test_bases_found_with_clones_are_in_use():
+    retiring = _base(FEDORA, children=[VM3])
+    bases = [_base(CIRROS, children=[VM1]), _base(UBUNTU),
+             _indexed(_base(DEBIAN, children=[VM2])), retiring,
+             _base(ALPINE, children=[VM4], owned=False),
+             policy.Base(name=naming.retired_name(UBUNTU, 'ab12cd34'),
+                         children=(VM2,))]
+    plan = policy.Plan(retire=[(retiring.name, 'image deleted in Glance')])
+    assert policy.in_use(bases, plan) == [naming.base_name(CIRROS)]
+
+
+def test_a_base_with_clones_is_opened_once_per_min_age_not_every_pass():
+    rules = policy.Rules()   # min_age: a day
+    glance = _glance(CIRROS)
+    pinned = _base(CIRROS, used=NOW - 30 * DAY, children=[VM1])
+    # idle for a month: it may go, if it has no clones; it has one
+    assert policy.to_look_at([_indexed(pinned)], glance, NOW, rules) == [
+        pinned.name]
+    assert policy.in_use([pinned], policy.Plan()) == [pinned.name]
+    # the pass recorded that use: the next passes of the day leave it
+    seen = _indexed(dataclasses.replace(pinned, last_used=NOW))
+    for later in (NOW + HOUR, NOW + DAY - 1):
+        assert policy.to_look_at([seen], glance, later, rules) == []
+    assert policy.to_look_at([seen], glance, NOW + DAY, rules) == [
+        pinned.name]
+
+
 def _random_case(rng):
     """Bases, Glance's answers and rules, drawn from rng."""
     ids = ['%08x-0000-4000-8000-%012x' % (rng.getrandbits(32), i)
