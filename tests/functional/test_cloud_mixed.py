@@ -92,13 +92,26 @@ def stop_compute(cloud, host):  # noqa: F811
         time.sleep(0.5)
 
 
+def forced(host):
+    """Whether the test forces the dead host's service down.
+
+    Not stock33: a forced-down service is left out of Nova's minimum
+    version, so with the fleet's only Nova 33 compute forced down the
+    minimum is 34's and Nova 34's API refuses to force it up again (500,
+    ServiceTooOld on the service record's save): it goes down the slow way,
+    its heartbeat late ([DEFAULT] service_down_time, 60 s).
+    """
+    return host != OLD
+
+
 def host_died(cloud, host, server_id):  # noqa: F811
-    """Its nova-compute stopped, its guest gone, the service forced down."""
+    """Its nova-compute stopped, its guest gone, the service down."""
     instance = cloud.conn.compute.get_server(server_id).instance_name
     stop_compute(cloud, host)
     cloud.libvirt(host).virsh('destroy', instance)
-    cloud.conn.compute.update_service_forced_down(service(cloud, host),
-                                                  forced=True)
+    if forced(host):
+        cloud.conn.compute.update_service_forced_down(service(cloud, host),
+                                                      forced=True)
     wait_service(cloud, host, 'down')
 
 
@@ -111,7 +124,7 @@ def host_back(cloud, host):  # noqa: F811
     """
     cloud.lab('up', '--cloud')
     deadline = time.monotonic() + UP_TIMEOUT
-    while True:
+    while forced(host):
         try:
             cloud.conn.compute.update_service_forced_down(
                 service(cloud, host), forced=False)
