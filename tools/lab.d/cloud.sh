@@ -90,7 +90,10 @@ compute_venv() {  # compute_venv <name>
 }
 # every compute reaches the others' libvirtd for live migration through
 # their sockets: Nova puts the destination's host name (= its lab host)
-# into live_migration_uri; QEMU's migration stream goes to 127.0.0.1
+# into live_migration_uri.  Not live_migration_inbound_addr: Nova would
+# put that address there instead of the host name.  QEMU's stream goes to
+# the destination's name, 127.0.0.1 in every host's /etc/hosts
+# (libvirt-host's LIBVIRT_HOST_PEERS).
 live_migration_uri() {
     echo "qemu+unix:///system?socket=$LV/%s/run/libvirt-sock"
 }
@@ -485,7 +488,7 @@ EOF
 # One libvirtd (+ virtlogd) per compute, each in its own mount and UTS
 # namespace (tools/lab.d/libvirt-host): a compute sees only its own domains,
 # and libvirt reports its own hostname (the compute node's name).
-libvirt_host() { "$FILES/libvirt-host" "$@"; }
+libvirt_host() { LIBVIRT_HOST_PEERS="$(compute_names | tr '\n' ' ')" "$FILES/libvirt-host" "$@"; }
 
 up_libvirt() {  # up_libvirt <compute>: its libvirtd, with client.nova's ceph secret
     local name=$1
@@ -636,7 +639,6 @@ images_rbd_ceph_conf = $CONF
 rbd_user = nova
 rbd_secret_uuid = $RBD_SECRET_UUID
 live_migration_uri = $(live_migration_uri)
-live_migration_inbound_addr = 127.0.0.1
 
 [oslo_concurrency]
 lock_path = $dir/lock
