@@ -285,8 +285,10 @@ def test_tier_processes_services_hypervisors(cloud):  # noqa: F811
     assert [cloud.runs_fastrbd(h) for h in HOSTS] == [True, True, False]
     assert cloudmod.up_computes(cloud.conn) >= set(HOSTS)
     hypervisors = {h.name for h in cloud.conn.compute.hypervisors()}
-    # and stockq (stock qcow2) where the tier was started --with-qcow2
-    extra = set(cloudboot.STOCK_QCOW2_HOSTS) & hypervisors
+    # and stockq (stock qcow2) where the tier was started --with-qcow2,
+    # stock33 (Nova 33) where it was started --mixed
+    extra = set(cloudboot.STOCK_QCOW2_HOSTS + cloudboot.MIXED_HOSTS
+                ) & hypervisors
     assert hypervisors == set(HOSTS) | extra, hypervisors
     openstack = os.path.join(cloud.env['FASTCLONE_LAB_CLOUD_VENV'], 'bin',
                              'openstack')

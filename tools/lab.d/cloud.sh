@@ -9,6 +9,9 @@
 #   (compute API microversion >= 2.37, `--nic none`): no network agent, no
 #   port.  Neutron's API still has to answer: Nova 34 asks it for every
 #   server shown (security groups of its ports) and deleted (its ports).
+#   Optional: stockq (--with-qcow2), stock33 (--mixed: Nova 33's
+#   nova-compute from its own venv).  Every compute can reach every other's
+#   libvirtd for live migration ([libvirt] live_migration_uri).
 #
 # All state under $LAB/cloud, all daemons started and stopped by recorded PID.
 #
@@ -62,6 +65,56 @@ with_qcow2_compute() {
 if [ "${FASTCLONE_LAB_CLOUD_QCOW2:-0}" = 1 ] || [ -f "$LAB/cloud/with-qcow2" ]; then
     with_qcow2_compute
 fi
+# the optional mixed-release compute: stock33, stock nova-compute
+# (images_type = rbd) of Nova 33 from its own venv ($MVENV), under this
+# tier's Nova 34 control services (Nova 34 refuses computes older than 33):
+# a fleet of two releases sharing the pools, for evacuate and live
+# migration between fastrbd on 34 and stock rbd on 33.
+# FASTCLONE_LAB_CLOUD_MIXED=1 or 'tools/lab up --cloud --mixed' adds it;
+# $CLOUD/mixed remembers it until 'tools/lab down' stopped it.
+MIXED_RELEASE=33
+MVENV=$LAB/venv-nova$MIXED_RELEASE
+MIXED_COMPUTE=stock33:nova-compute
+MIXED_HOSTS=stock33
+with_mixed_compute() {
+    case " $COMPUTES " in *" $MIXED_COMPUTE "*) return 0 ;; esac
+    COMPUTES="$COMPUTES $MIXED_COMPUTE"
+}
+if [ "${FASTCLONE_LAB_CLOUD_MIXED:-0}" = 1 ] || [ -f "$LAB/cloud/mixed" ]; then
+    with_mixed_compute
+fi
+mixed_wanted() { case " $COMPUTES " in *" $MIXED_COMPUTE "*) return 0 ;; esac; return 1; }
+# the venv a compute's nova-compute runs from
+compute_venv() {  # compute_venv <name>
+    case " $MIXED_HOSTS " in *" $1 "*) echo "$MVENV" ;; *) echo "$CVENV" ;; esac
+}
+# every compute reaches the others' libvirtd for live migration through
+# their sockets: Nova puts the destination's host name (= its lab host)
+# into live_migration_uri.  Not live_migration_inbound_addr: Nova would
+# put that address there instead of the host name.  QEMU's stream goes to
+# the destination's name, 127.0.0.1 in every host's /etc/hosts
+# (libvirt-host's LIBVIRT_HOST_PEERS).
+live_migration_uri() {
+    echo "qemu+unix:///system?socket=$LV/%s/run/libvirt-sock"
+}
+
+# a fleet of two releases: every Nova service caps the compute RPC API at
+# the oldest compute's version (Nova's rolling-upgrade setting; the cap is
+# computed once per process, so adding stock33 restarts Nova's services)
+mixed_upgrade_levels() {
+    mixed_wanted || return 0
+    printf '[upgrade_levels]\ncompute = auto\n'
+}
+restart_nova_for_mixed() {
+    local name pf mark
+    mixed_wanted && [ ! -f "$CLOUD/mixed" ] && [ -f "$CLOUD/up" ] || return 0
+    log "adding $MIXED_HOSTS: Nova's services restart with [upgrade_levels] compute = auto"
+    while read -r name pf mark; do
+        case $name in nova-*) stop_pid "$name" "$pf" "$mark" & ;; esac
+    done < <(cloud_daemons)
+    wait
+}
+
 # the libvirt secret of client.nova, the same on every compute
 RBD_SECRET_UUID=5e0c1ab5-f457-4c1b-9a5e-1ab0c0ffee19
 
@@ -108,16 +161,39 @@ ensure_cloud_venv() {
     "$REPO/tools/pip-install" "$CVENV" -q --no-deps -e "$REPO" \
         >>"$LAB/pip-cloud.log" 2>&1 || { tail_log "$LAB/pip-cloud.log"; die "pip install -e $REPO failed"; }
     "$REPO/tools/link-pyceph" "$CVENV"
-    link_pylibvirt
+    link_pylibvirt "$CVENV"
     echo "$want" > "$stamp"
     log "cloud venv ready"
+}
+
+# the mixed compute's venv: Nova $MIXED_RELEASE pinned by its constraints,
+# this checkout editable (nova-compute-fastrbd too, for a fastrbd host of
+# that release), Debian's rados/rbd and libvirt bindings
+ensure_mixed_venv() {
+    local stamp=$MVENV/.fastclone-requirements want pins=$REPO/constraints/nova$MIXED_RELEASE.txt upper
+    upper=$REPO/constraints/$(sed -n 's/^-c //p' "$pins")
+    want=$(cat "$REPO/requirements.txt" "$pins" "$upper" | sha256sum)
+    if [ -x "$MVENV/bin/nova-compute" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+        return 0
+    fi
+    log "installing Nova $MIXED_RELEASE into $MVENV (once)"
+    rm -rf "$MVENV"
+    "${PYTHON:-python3}" -m venv "$MVENV"
+    "$REPO/tools/pip-install" "$MVENV" -q -r "$pins" -r "$REPO/requirements.txt" \
+        >"$LAB/pip-mixed.log" 2>&1 || { tail_log "$LAB/pip-mixed.log"; die "pip install of Nova $MIXED_RELEASE failed"; }
+    "$REPO/tools/pip-install" "$MVENV" -q --no-deps -e "$REPO" \
+        >>"$LAB/pip-mixed.log" 2>&1 || { tail_log "$LAB/pip-mixed.log"; die "pip install -e $REPO failed"; }
+    "$REPO/tools/link-pyceph" "$MVENV"
+    link_pylibvirt "$MVENV"
+    echo "$want" > "$stamp"
+    log "Nova $MIXED_RELEASE venv ready"
 }
 
 # Nova's libvirt driver imports libvirt: Debian's binding (python3-libvirt),
 # built for the installed libvirt, is linked in as tools/link-pyceph does
 # rados and rbd (PyPI's libvirt-python is an sdist needing a compiler)
-link_pylibvirt() {
-    local dir=$CVENV/pylibvirt f site
+link_pylibvirt() {  # link_pylibvirt <venv>
+    local venv=$1 dir=$1/pylibvirt f site
     mkdir -p "$dir"
     for f in libvirt.py libvirt_qemu.py libvirt_lxc.py libvirtaio.py \
             libvirtmod.cpython-311-x86_64-linux-gnu.so libvirtmod_qemu.cpython-311-x86_64-linux-gnu.so \
@@ -126,9 +202,9 @@ link_pylibvirt() {
             die "/usr/lib/python3/dist-packages/$f missing: apt-get install python3-libvirt"
         ln -sf "/usr/lib/python3/dist-packages/$f" "$dir/"
     done
-    site=$("$CVENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
     echo "$dir" > "$site/fastclone-pylibvirt.pth"
-    "$CVENV/bin/python" -c 'import libvirt' || die "import libvirt failed in $CVENV"
+    "$venv/bin/python" -c 'import libvirt' || die "import libvirt failed in $venv"
 }
 
 # ---------------------------------------------------------------- MariaDB
@@ -412,7 +488,7 @@ EOF
 # One libvirtd (+ virtlogd) per compute, each in its own mount and UTS
 # namespace (tools/lab.d/libvirt-host): a compute sees only its own domains,
 # and libvirt reports its own hostname (the compute node's name).
-libvirt_host() { "$FILES/libvirt-host" "$@"; }
+libvirt_host() { LIBVIRT_HOST_PEERS="$(compute_names | tr '\n' ' ')" "$FILES/libvirt-host" "$@"; }
 
 up_libvirt() {  # up_libvirt <compute>: its libvirtd, with client.nova's ceph secret
     local name=$1
@@ -464,6 +540,7 @@ project_name = service
 project_domain_name = Default
 region_name = $REGION
 
+$(mixed_upgrade_levels)
 [vnc]
 enabled = False
 
@@ -527,17 +604,18 @@ bootstrap_nova_db() {
     touch "$NOVA/bootstrapped"
 }
 
-start_nova_service() {  # start_nova_service <name> <pidfile> <conf> <log> <binary>
-    local name=$1 pidfile=$2 conf=$3 logf=$4 bin=$5
+start_nova_service() {  # start_nova_service <name> <pidfile> <conf> <log> <binary> [venv]
+    local name=$1 pidfile=$2 conf=$3 logf=$4 bin=$5 venv=${6:-$CVENV}
     if pid_of "$pidfile" "$conf" >/dev/null; then return 0; fi
-    (exec setsid "$CVENV/bin/$bin" --config-file "$conf" --log-file "$logf") </dev/null \
+    (exec setsid "$venv/bin/$bin" --config-file "$conf" --log-file "$logf") </dev/null \
         >>"$logf.stderr" 2>&1 &
     echo $! > "$pidfile"
     log "$name started (pid $(cat "$pidfile"))"
 }
 
 write_compute_conf() {  # write_compute_conf <name> <binary>
-    local name=$1 bin=$2 dir=$NOVA/compute-$1 conf=$NOVA/etc/compute-$1.conf
+    local name=$1 bin=$2 dir=$NOVA/compute-$1 conf=$NOVA/etc/compute-$1.conf venv
+    venv=$(compute_venv "$1")
     mkdir -p "$dir"/state "$dir"/instances "$dir"/lock
     cat > "$conf" <<EOF
 [DEFAULT]
@@ -560,6 +638,7 @@ images_rbd_pool = vms
 images_rbd_ceph_conf = $CONF
 rbd_user = nova
 rbd_secret_uuid = $RBD_SECRET_UUID
+live_migration_uri = $(live_migration_uri)
 
 [oslo_concurrency]
 lock_path = $dir/lock
@@ -567,10 +646,10 @@ lock_path = $dir/lock
 # as root without rootwrap: the privsep daemons are started directly (the
 # default, 'sudo nova-rootwrap /etc/nova/rootwrap.conf', is a deployment's)
 [nova_sys_admin]
-helper_command = $CVENV/bin/privsep-helper --config-file $conf
+helper_command = $venv/bin/privsep-helper --config-file $conf
 
 [privsep_osbrick]
-helper_command = $CVENV/bin/privsep-helper --config-file $conf
+helper_command = $venv/bin/privsep-helper --config-file $conf
 
 $(nova_auth_sections)
 EOF
@@ -587,15 +666,77 @@ compute_images_type() {  # compute_images_type <name>: rbd, or qcow2 for stockq
 
 compute_names() { local c; for c in $COMPUTES; do echo "${c%%:*}"; done; }
 
+# Nova refuses to register a compute older than every other one
+# (ServiceTooOld: "This service is older (v72) than the minimum (v74)
+# version of the rest of the deployment"): in a real fleet the Nova 33 host
+# was there before the others were upgraded.  The lab's stand-in: the
+# first time stock33 starts, the others' service records are forced down
+# (left out of Nova's minimum) until stock33's record exists, and
+# nova-conductor (which checks, and caches the minimum) starts after that.
+service_sql() {  # service_sql <SQL on nova_cell1.services>
+    mariadb_ -N -B nova_cell1 -e "$1"
+}
+
+mixed_registered() {
+    [ "$(service_sql "SELECT COUNT(*) FROM services WHERE host = '$MIXED_HOSTS'
+        AND \`binary\` = 'nova-compute' AND deleted = 0")" != 0 ]
+}
+
+MIXED_LEFT_OUT=$CLOUD/mixed-left-out
+
+leave_out_newer_computes() {  # before nova-conductor starts
+    local others
+    mixed_wanted && ! mixed_registered || return 0
+    [ -f "$MIXED_LEFT_OUT" ] || {
+        others=$(service_sql "SELECT id FROM services WHERE \`binary\` = 'nova-compute'
+            AND deleted = 0 AND forced_down = 0" | tr '\n' ',' | sed 's/,$//')
+        echo "$others" > "$MIXED_LEFT_OUT"
+    }
+    others=$(cat "$MIXED_LEFT_OUT")
+    [ -z "$others" ] || service_sql "UPDATE services SET forced_down = 1 WHERE id IN ($others)"
+    stop_pid nova-conductor "$NOVA/run/conductor.pid" "$NOVA/etc/nova.conf"
+}
+
+take_back_newer_computes() {
+    local others
+    [ -f "$MIXED_LEFT_OUT" ] || return 0
+    others=$(cat "$MIXED_LEFT_OUT")
+    [ -z "$others" ] || service_sql "UPDATE services SET forced_down = 0 WHERE id IN ($others)"
+    rm -f "$MIXED_LEFT_OUT"
+}
+
+register_mixed_first() {  # start stock33 while the newer computes are left out
+    local c name bin deadline
+    mixed_wanted && ! mixed_registered || return 0
+    c=$MIXED_COMPUTE name=${c%%:*} bin=${c#*:}
+    up_libvirt "$name"
+    write_compute_conf "$name" "$bin"
+    start_nova_service "nova-compute.$name" "$NOVA/run/compute-$name.pid" \
+        "$NOVA/etc/compute-$name.conf" "$NOVA/log/compute-$name.log" "$bin" "$MVENV"
+    deadline=$(( $(date +%s) + CLOUD_UP_TIMEOUT ))
+    until mixed_registered; do
+        if [ "$(date +%s)" -ge "$deadline" ]; then
+            take_back_newer_computes
+            tail_log "$NOVA/log/compute-$name.log"
+            die "$name registered no service within ${CLOUD_UP_TIMEOUT}s"
+        fi
+        sleep 1
+    done
+    take_back_newer_computes
+    log "$name registered (Nova $MIXED_RELEASE)"
+}
+
 up_computes() {
     local c name bin
     mkdir -p "$LV"
+    register_mixed_first
     for c in $COMPUTES; do
         name=${c%%:*} bin=${c#*:}
         up_libvirt "$name"
         write_compute_conf "$name" "$bin"
         start_nova_service "nova-compute.$name" "$NOVA/run/compute-$name.pid" \
-            "$NOVA/etc/compute-$name.conf" "$NOVA/log/compute-$name.log" "$bin"
+            "$NOVA/etc/compute-$name.conf" "$NOVA/log/compute-$name.log" "$bin" \
+            "$(compute_venv "$name")"
     done
 }
 
@@ -627,6 +768,7 @@ up_nova() {
     bootstrap_nova_db
     start_uwsgi nova-api "$NOVA/etc/nova-api-uwsgi.ini" "$NOVA/run/nova-api-uwsgi.pid" "$NOVA_PORT" \
         "$(cloud_url "$NOVA_PORT")/" "OS_NOVA_CONFIG_DIR=$NOVA/etc" "$NOVA/log/nova-api.log"
+    leave_out_newer_computes
     start_nova_service nova-conductor "$NOVA/run/conductor.pid" "$NOVA/etc/nova.conf" \
         "$NOVA/log/conductor.log" nova-conductor
     start_nova_service nova-scheduler "$NOVA/run/scheduler.pid" "$NOVA/etc/nova.conf" \
@@ -643,7 +785,10 @@ cloud_up_before_glance() {
         die "mariadb-server, rabbitmq-server or libvirt-daemon-system missing: run tools/install-deps"
     mkdir -p "$CLOUD"
     case " $COMPUTES " in *" $QCOW2_COMPUTE "*) touch "$CLOUD/with-qcow2" ;; esac
+    restart_nova_for_mixed
+    if mixed_wanted; then touch "$CLOUD/mixed"; fi
     ensure_cloud_venv
+    if mixed_wanted; then ensure_mixed_venv; fi
     up_mariadb
     up_rabbitmq
     up_keystone
@@ -685,7 +830,7 @@ cloud_down() {
         libvirt_host down "$c" "$LV" >>"$LV/libvirt-host.log" 2>&1 ||
             log "warning: libvirt-host down $c failed"
     done
-    rm -f "$CLOUD/with-qcow2"
+    rm -f "$CLOUD/with-qcow2" "$CLOUD/mixed"
     return 0
 }
 
@@ -719,6 +864,7 @@ export FASTCLONE_LAB_CLOUD=1
 export FASTCLONE_LAB_CLOUD_VENV=$CVENV
 export FASTCLONE_LAB_CLOUD_LOGS=$NOVA/log
 export FASTCLONE_LAB_CLOUD_FLAVOR=lab.tiny
+export FASTCLONE_LAB_CLOUD_MIXED=$(mixed_wanted && echo 1 || echo 0)
 export OS_AUTH_URL=$(keystone_url)
 export OS_AUTH_TYPE=password
 export OS_IDENTITY_API_VERSION=3
