@@ -328,8 +328,8 @@ Address-space limit (MiB) for ``qemu-img convert`` and ``rbd import``.
 
 The tools run under prlimit so a hostile image cannot exhaust the host.
 librbd needs about 1.5 GiB of address space inside qemu-img. The tools
-run with an 8 MiB stack limit, whatever nova-compute inherited, so this
-limit means the same on every host.
+run with an 8 MiB stack limit, whatever nova-compute inherited, so what
+they need does not depend on the host's ``ulimit -s``.
 
 Possible values:
 
