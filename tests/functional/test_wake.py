@@ -95,8 +95,11 @@ def _holder(vms, image_id):
 def _writers(vms, image_id):
     addrs = []
     for name in tc._leftovers(vms, image_id):
-        with rbd.Image(vms, name, read_only=True) as img:
-            found = img.list_lockers() or {}
+        try:
+            with rbd.Image(vms, name, read_only=True) as img:
+                found = img.list_lockers() or {}
+        except rbd.ImageNotFound:   # published or removed since the listing
+            continue
         addrs += [addr for _, _, addr in found.get('lockers', [])]
     return addrs
 
