@@ -58,10 +58,11 @@ COMPUTES=${FASTCLONE_LAB_CLOUD_COMPUTES:-"fast1:nova-compute-fastrbd fast2:nova-
 # $CLOUD/with-qcow2 remembers it until 'tools/lab down' stopped it.
 QCOW2_COMPUTE=stockq:nova-compute
 QCOW2_HOSTS=stockq
-with_qcow2_compute() {
-    case " $COMPUTES " in *" $QCOW2_COMPUTE "*) return 0 ;; esac
-    COMPUTES="$COMPUTES $QCOW2_COMPUTE"
+add_compute() {  # add_compute <name:binary>: one more compute, once
+    case " $COMPUTES " in *" $1 "*) return 0 ;; esac
+    COMPUTES="$COMPUTES $1"
 }
+with_qcow2_compute() { add_compute "$QCOW2_COMPUTE"; }
 if [ "${FASTCLONE_LAB_CLOUD_QCOW2:-0}" = 1 ] || [ -f "$LAB/cloud/with-qcow2" ]; then
     with_qcow2_compute
 fi
@@ -76,10 +77,7 @@ MIXED_RELEASE=33
 MVENV=$LAB/venv-nova$MIXED_RELEASE
 MIXED_COMPUTE=stock33:nova-compute
 MIXED_HOSTS=stock33
-with_mixed_compute() {
-    case " $COMPUTES " in *" $MIXED_COMPUTE "*) return 0 ;; esac
-    COMPUTES="$COMPUTES $MIXED_COMPUTE"
-}
+with_mixed_compute() { add_compute "$MIXED_COMPUTE"; }
 if [ "${FASTCLONE_LAB_CLOUD_MIXED:-0}" = 1 ] || [ -f "$LAB/cloud/mixed" ]; then
     with_mixed_compute
 fi
