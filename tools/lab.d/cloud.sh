@@ -143,6 +143,22 @@ port_free() {  # port_free <port> <what>
 }
 
 # ---------------------------------------------------------------- venv
+# make_venv <venv> <log> <what> <pip-install arguments>...: a fresh venv with
+# them, this checkout editable (the computes run its fastclone_backend:
+# nova-compute-fastrbd), Debian's rados/rbd and libvirt bindings
+make_venv() {
+    local venv=$1 logf=$2 what=$3
+    shift 3
+    rm -rf "$venv"
+    "${PYTHON:-python3}" -m venv "$venv"
+    "$REPO/tools/pip-install" "$venv" -q "$@" \
+        >"$logf" 2>&1 || { tail_log "$logf"; die "pip install of $what failed"; }
+    "$REPO/tools/pip-install" "$venv" -q --no-deps -e "$REPO" \
+        >>"$logf" 2>&1 || { tail_log "$logf"; die "pip install -e $REPO failed"; }
+    "$REPO/tools/link-pyceph" "$venv"
+    link_pylibvirt "$venv"
+}
+
 ensure_cloud_venv() {
     local stamp=$CVENV/.fastclone-requirements want pins=$REPO/constraints/nova34.txt upper
     upper=$REPO/constraints/$(sed -n 's/^-c //p' "$pins")
@@ -151,15 +167,7 @@ ensure_cloud_venv() {
         return 0
     fi
     log "installing Keystone, Placement, Nova into $CVENV (once)"
-    rm -rf "$CVENV"
-    "${PYTHON:-python3}" -m venv "$CVENV"
-    "$REPO/tools/pip-install" "$CVENV" -q -r "$FILES/cloud-requirements.txt" \
-        >"$LAB/pip-cloud.log" 2>&1 || { tail_log "$LAB/pip-cloud.log"; die "pip install of the cloud tier failed"; }
-    # the computes run this checkout's fastclone_backend (nova-compute-fastrbd)
-    "$REPO/tools/pip-install" "$CVENV" -q --no-deps -e "$REPO" \
-        >>"$LAB/pip-cloud.log" 2>&1 || { tail_log "$LAB/pip-cloud.log"; die "pip install -e $REPO failed"; }
-    "$REPO/tools/link-pyceph" "$CVENV"
-    link_pylibvirt "$CVENV"
+    make_venv "$CVENV" "$LAB/pip-cloud.log" "the cloud tier" -r "$FILES/cloud-requirements.txt"
     echo "$want" > "$stamp"
     log "cloud venv ready"
 }
@@ -175,14 +183,7 @@ ensure_mixed_venv() {
         return 0
     fi
     log "installing Nova $MIXED_RELEASE into $MVENV (once)"
-    rm -rf "$MVENV"
-    "${PYTHON:-python3}" -m venv "$MVENV"
-    "$REPO/tools/pip-install" "$MVENV" -q -r "$pins" -r "$REPO/requirements.txt" \
-        >"$LAB/pip-mixed.log" 2>&1 || { tail_log "$LAB/pip-mixed.log"; die "pip install of Nova $MIXED_RELEASE failed"; }
-    "$REPO/tools/pip-install" "$MVENV" -q --no-deps -e "$REPO" \
-        >>"$LAB/pip-mixed.log" 2>&1 || { tail_log "$LAB/pip-mixed.log"; die "pip install -e $REPO failed"; }
-    "$REPO/tools/link-pyceph" "$MVENV"
-    link_pylibvirt "$MVENV"
+    make_venv "$MVENV" "$LAB/pip-mixed.log" "Nova $MIXED_RELEASE" -r "$pins" -r "$REPO/requirements.txt"
     echo "$want" > "$stamp"
     log "Nova $MIXED_RELEASE venv ready"
 }
