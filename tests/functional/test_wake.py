@@ -23,7 +23,7 @@ from tests.functional.conftest import REPO
 from tests.functional import test_cache as tc
 from tests.functional import test_faults as tf
 
-WAKE_BOUND = 0.2   # seconds from the publication to the waiter's disk
+WAKE_BOUND = 0.2   # seconds from the publication to the end of the wait
 POLL_INTERVAL = 1.0   # [fastclone] cache_poll_interval's default
 RUNS = 3
 
@@ -67,19 +67,24 @@ def _one_run(lab, images, vms, tmp_path, tag, *populator_args):
 
 def test_a_waiting_spawn_is_woken_by_the_publication(lab, images, vms,
                                                      tmp_path):
-    latencies = []
+    waited, finished = [], []
     for run in range(RUNS):
         a, b = _one_run(lab, images, vms, tmp_path, 'wake%d' % run)
-        latencies.append(b['finished'] - a['published'])
         assert b['waits'][-1] is True, b['waits']   # woken, not polled
-    print('\nwake-up: waiter finished %s s after the publication' %
-          ', '.join('%.3f' % s for s in latencies))
-    # woken each time (above); the typical waiter within the bound, and
-    # none near the poll interval: one run in five took 0.23 s on the
-    # lab's 2 cores, where the clone and resize after the wake-up alone
-    # take some 0.1 s
-    assert sorted(latencies)[len(latencies) // 2] < WAKE_BOUND, latencies
-    assert max(latencies) < POLL_INTERVAL / 2, latencies
+        waited.append(b['ensured'] - a['published'])
+        finished.append(b['finished'] - a['published'])
+    print('\nwake-up: the waiter had the base %s s after the publication, '
+          'its disk %s s after it' % (_seconds(waited), _seconds(finished)))
+    # the wait ends within the bound each time: the notify, not the poll
+    assert max(waited) < WAKE_BOUND, waited
+    # the disk follows: Nova's clone and resize, which on the lab's two
+    # cores take 0.1 to 0.2 s while the populating host makes its own
+    # disk; never near a poll interval
+    assert max(finished) < POLL_INTERVAL / 2, finished
+
+
+def _seconds(values) -> str:
+    return ', '.join('%.3f' % value for value in values)
 
 
 def test_a_lost_notify_is_made_up_for_by_the_poll(lab, images, vms,

@@ -4,9 +4,11 @@
 N] [--lose-notify]`` makes one root disk through Nova's own code
 (:mod:`fastclone_lab.novadisk`) with the default ``[fastclone]`` options and
 prints one JSON line: when the disk was ready (``finished``, wall clock),
-when this host published the image's base (``published``, if it did), and
-what each wait of the spawn on another host's population returned
-(``waits``: True woken, False the poll interval ran out).
+when the spawn had the base to clone it from (``ensured``: the end of its
+wait on another host's population, if it waited), when this host published
+the image's base (``published``, if it did), and what each wait of the
+spawn on another host's population returned (``waits``: True woken, False
+the poll interval ran out).
 
 --hold-publish N: this host, populating, publishes the base only once N
 spawns watch the lock (they wait on it, ``rados listwatchers``), so that the
@@ -62,6 +64,17 @@ def _record_waits(record: dict) -> None:
     wake.Waiting.wait = recorded
 
 
+def _record_ensured(record: dict) -> None:
+    from fastclone_backend.cache import populate
+    ensure = populate.Populator.ensure
+
+    def recorded(populator, *args, **kwargs):
+        found = ensure(populator, *args, **kwargs)
+        record['ensured'] = time.time()
+        return found
+    populate.Populator.ensure = recorded
+
+
 def _lose_notify() -> None:
     from fastclone_backend import wake
     wake.notify = lambda *args, **kwargs: None
@@ -81,6 +94,7 @@ def main():
     if args.lose_notify:
         _lose_notify()
     _record_waits(record)
+    _record_ensured(record)
     instance = novadisk.make_instance(1)
     disk = novadisk.create_root_disk(ctx, instance, args.image)
     record.update(finished=time.time(), disk=disk.rbd_name)
