@@ -40,8 +40,9 @@ RUN_PREFIX = 'fcboot'
 FASTRBD_HOSTS = ('fast1', 'fast2')
 STOCK_RBD_HOSTS = ('stock1',)
 STOCK_QCOW2_HOSTS = ('stockq',)
-# stock nova-compute of the older release ('tools/lab up --cloud --mixed')
-MIXED_HOSTS = ('stock33',)
+# stock nova-compute of the older release ('tools/lab up --cloud --mixed
+# [31|33]'): stockNN runs Nova NN
+MIXED_HOSTS = ('stock31', 'stock33')
 
 
 def connect(env: dict, compute_api_version=None):

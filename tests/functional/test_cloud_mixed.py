@@ -1,11 +1,14 @@
 """A fleet of two Nova releases sharing disks and bases: evacuate, migrate.
 
-On the lab's cloud tier started with ``--mixed`` (tests/functional/cloud.py,
-tools/lab.d/cloud.sh): ``fast1`` runs nova-compute-fastrbd of Nova 34 (the
-tier's control services' release), ``stock33`` stock nova-compute of Nova 33
-from its own venv (``images_type = rbd``), both on the one vms pool.  The
-``mixed`` fixture starts stock33 (``tools/lab up --cloud --mixed``) where
-the tier runs without it.
+On the lab's cloud tier started with ``--mixed [NN]`` (tests/functional/
+cloud.py, tools/lab.d/cloud.sh): ``fast1`` runs nova-compute-fastrbd of Nova
+34 (the tier's control services' release), ``stockNN`` stock nova-compute of
+Nova NN from its own venv (``images_type = rbd``), both on the one vms pool.
+NN is ``FASTCLONE_LAB_CLOUD_MIXED_RELEASE`` (``tools/lab env`` prints the
+running tier's), 33 where it is unset; 31 is outside Nova 34's support
+window (the tier sets Nova's fast-forward-upgrade workaround on its Nova 34
+services for it).  The ``mixed`` fixture starts stockNN (``tools/lab up
+--cloud --mixed NN``) where the tier runs without it.
 
 Evacuate: the source's nova-compute stopped, its guest destroyed (the host
 died), the service forced down (``openstack compute service set --down``),
@@ -14,7 +17,7 @@ marker on the console, its disk the same RBD image (the same id, the same
 parent: the cached base of a qcow2 image, Glance's snapshot of a raw one).
 The source's nova-compute started again must leave that disk alone.
 
-Live migration: fast1 -> stock33 and back, through each libvirtd's socket
+Live migration: fast1 -> stockNN and back, through each libvirtd's socket
 (``[libvirt] live_migration_uri`` names the destination's lab host) and
 QEMU's stream on 127.0.0.1 (``live_migration_inbound_addr``).
 
@@ -22,6 +25,7 @@ The last test deletes every server and looks for anything left in Ceph.
 """
 
 import os
+import subprocess
 import time
 
 from openstack import exceptions
@@ -37,8 +41,9 @@ from tests.functional.test_cloud import images  # noqa: F401 (fixture)
 pytestmark = pytest.mark.cloud
 
 FAST = 'fast1'                      # nova-compute-fastrbd, Nova 34
-OLD = cloudboot.MIXED_HOSTS[0]      # stock nova-compute, Nova 33
-OLD_VENV = 'venv-nova33'
+RELEASE = os.environ.get('FASTCLONE_LAB_CLOUD_MIXED_RELEASE', '33')
+OLD = 'stock%s' % RELEASE           # stock nova-compute, Nova RELEASE
+OLD_VENV = 'venv-nova%s' % RELEASE
 # from 2.95 an evacuated server stays stopped on its new host
 EVACUATE_MICROVERSION = '2.94'
 UP_TIMEOUT = 300
@@ -95,8 +100,8 @@ def stop_compute(cloud, host):  # noqa: F811
 def forced(host):
     """Whether the test forces the dead host's service down.
 
-    Not stock33: a forced-down service is left out of Nova's minimum
-    version, so with the fleet's only Nova 33 compute forced down the
+    Not stockNN: a forced-down service is left out of Nova's minimum
+    version, so with the fleet's only older compute forced down the
     minimum is 34's and Nova 34's API refuses to force it up again (500,
     ServiceTooOld on the service record's save): it goes down the slow way,
     its heartbeat late ([DEFAULT] service_down_time, 60 s).
@@ -200,9 +205,10 @@ def expected_parent(env, image, key):
 # ---------------------------------------------------------------- fixtures
 @pytest.fixture(scope='module')
 def mixed(cloud):  # noqa: F811
-    """stock33 up (started here where the tier runs without it)."""
+    """stockNN up (started here where the tier runs without it)."""
+    assert OLD in cloudboot.MIXED_HOSTS, OLD
     if OLD not in cloudmod.up_computes(cloud.conn):
-        cloud.lab('up', '--cloud', '--mixed')
+        cloud.lab('up', '--cloud', '--mixed', RELEASE)
     wait_service(cloud, OLD, 'up')
     with open('/proc/%s/cmdline' % compute_pid(cloud, OLD)) as f:
         assert OLD_VENV in f.read()
@@ -221,8 +227,15 @@ def made(mixed):
 
 
 # ---------------------------------------------------------------- tests
-def test_stock33_runs_nova33(mixed):
-    """stock33 registered, stock rbd (no fastrbd line), from Nova 33's venv."""
+def test_old_compute_runs_its_release(mixed):
+    """stockNN registered, stock rbd (no fastrbd line), Nova NN's venv."""
+    venv_python = os.path.join(mixed.lab_dir, OLD_VENV, 'bin', 'python')
+    version = subprocess.run(
+        [venv_python, '-c',
+         'from importlib.metadata import version; print(version("nova"))'],
+        capture_output=True, text=True, check=True).stdout.strip()
+    cloudmod.note('%s runs Nova' % OLD, version)
+    assert version.split('.')[0] == RELEASE
     assert not mixed.runs_fastrbd(OLD)
     assert mixed.runs_fastrbd(FAST)
     hypervisors = {h.name for h in mixed.conn.compute.hypervisors()}
@@ -230,8 +243,8 @@ def test_stock33_runs_nova33(mixed):
 
 
 @pytest.mark.parametrize('source,dest,key', [
-    (FAST, OLD, 'qcow2'),       # fastrbd (34) -> stock rbd (33)
-    (OLD, FAST, 'raw'),         # stock rbd (33) -> fastrbd (34)
+    (FAST, OLD, 'qcow2'),       # fastrbd (34) -> stock rbd (NN)
+    (OLD, FAST, 'raw'),         # stock rbd (NN) -> fastrbd (34)
 ])
 def test_evacuate(mixed, images, made, source, dest, key):  # noqa: F811
     env = mixed.env

@@ -9,9 +9,10 @@
 #   (compute API microversion >= 2.37, `--nic none`): no network agent, no
 #   port.  Neutron's API still has to answer: Nova 34 asks it for every
 #   server shown (security groups of its ports) and deleted (its ports).
-#   Optional: stockq (--with-qcow2), stock33 (--mixed: Nova 33's
-#   nova-compute from its own venv).  Every compute can reach every other's
-#   libvirtd for live migration ([libvirt] live_migration_uri).
+#   Optional: stockq (--with-qcow2), stock33 or stock31 (--mixed [NN]:
+#   Nova NN's nova-compute from its own venv).  Every compute can reach
+#   every other's libvirtd for live migration ([libvirt]
+#   live_migration_uri).
 #
 # All state under $LAB/cloud, all daemons started and stopped by recorded PID.
 #
@@ -66,20 +67,47 @@ with_qcow2_compute() { add_compute "$QCOW2_COMPUTE"; }
 if [ "${FASTCLONE_LAB_CLOUD_QCOW2:-0}" = 1 ] || [ -f "$LAB/cloud/with-qcow2" ]; then
     with_qcow2_compute
 fi
-# the optional mixed-release compute: stock33, stock nova-compute
-# (images_type = rbd) of Nova 33 from its own venv ($MVENV), under this
-# tier's Nova 34 control services (Nova 34 refuses computes older than 33):
-# a fleet of two releases sharing the pools, for evacuate and live
-# migration between fastrbd on 34 and stock rbd on 33.
-# FASTCLONE_LAB_CLOUD_MIXED=1 or 'tools/lab up --cloud --mixed' adds it;
-# $CLOUD/mixed remembers it until 'tools/lab down' stopped it.
-MIXED_RELEASE=33
-MVENV=$LAB/venv-nova$MIXED_RELEASE
-MIXED_COMPUTE=stock33:nova-compute
-MIXED_HOSTS=stock33
-with_mixed_compute() { add_compute "$MIXED_COMPUTE"; }
-if [ "${FASTCLONE_LAB_CLOUD_MIXED:-0}" = 1 ] || [ -f "$LAB/cloud/mixed" ]; then
-    with_mixed_compute
+# the optional mixed-release compute: stockNN, stock nova-compute
+# (images_type = rbd) of Nova NN (33 by default, or 31) from its own venv
+# ($MVENV), under this tier's Nova 34 control services: a fleet of two
+# releases sharing the pools, for evacuate and live migration between
+# fastrbd on 34 and stock rbd on NN.
+# 'tools/lab up --cloud --mixed [NN]' or FASTCLONE_LAB_CLOUD_MIXED=1 adds it
+# (FASTCLONE_LAB_CLOUD_MIXED_RELEASE=NN picks the release where --mixed
+# names none); $CLOUD/mixed remembers it, and its release, until 'tools/lab
+# down' stopped it.
+MIXED_RELEASES="31 33"
+MIXED_DEFAULT_RELEASE=33
+# Nova 34 refuses computes older than Gazpacho (33,
+# OLDEST_SUPPORTED_SERVICE_VERSION): below it, see mixed_ffu_workaround
+NOVA34_OLDEST_COMPUTE=33
+mixed_recorded() {  # the release $CLOUD/mixed names (33 for an empty one)
+    [ -f "$CLOUD/mixed" ] || return 1
+    local r
+    r=$(cat "$CLOUD/mixed")
+    echo "${r:-$MIXED_DEFAULT_RELEASE}"
+}
+set_mixed_release() {  # set_mixed_release <NN>: stockNN from venv-novaNN
+    case " $MIXED_RELEASES " in
+        *" $1 "*) ;;
+        *) die "--mixed $1: the mixed tier runs Nova $(echo "$MIXED_RELEASES" | sed 's/ / or /g')" ;;
+    esac
+    MIXED_RELEASE=$1
+    MVENV=$LAB/venv-nova$MIXED_RELEASE
+    MIXED_COMPUTE=stock$MIXED_RELEASE:nova-compute
+    MIXED_HOSTS=stock$MIXED_RELEASE
+}
+set_mixed_release "$(mixed_recorded || echo "${FASTCLONE_LAB_CLOUD_MIXED_RELEASE:-$MIXED_DEFAULT_RELEASE}")"
+with_mixed_compute() {  # with_mixed_compute [NN]
+    local want=${1:-${FASTCLONE_LAB_CLOUD_MIXED_RELEASE:-$MIXED_DEFAULT_RELEASE}} had
+    if had=$(mixed_recorded) && [ "$had" != "$want" ]; then
+        die "the cloud tier runs stock$had (Nova $had): tools/lab down --cloud first"
+    fi
+    set_mixed_release "$want"
+    add_compute "$MIXED_COMPUTE"
+}
+if [ "${FASTCLONE_LAB_CLOUD_MIXED:-0}" = 1 ] || [ -f "$CLOUD/mixed" ]; then
+    with_mixed_compute "$(mixed_recorded || true)"
 fi
 mixed_wanted() { case " $COMPUTES " in *" $MIXED_COMPUTE "*) return 0 ;; esac; return 1; }
 # the venv a compute's nova-compute runs from
@@ -98,15 +126,50 @@ live_migration_uri() {
 
 # a fleet of two releases: every Nova service caps the compute RPC API at
 # the oldest compute's version (Nova's rolling-upgrade setting; the cap is
-# computed once per process, so adding stock33 restarts Nova's services)
+# computed once per process, so adding stockNN restarts Nova's services)
 mixed_upgrade_levels() {
     mixed_wanted || return 0
     printf '[upgrade_levels]\ncompute = auto\n'
 }
+# Outside Nova's support window, for the test of the pair only: every Nova 34
+# service (API, conductor, scheduler, and the Nova 34 computes: each checks
+# at its start, nova.utils.raise_if_old_compute) refuses to start while a
+# compute older than Nova 34's oldest supported one (Gazpacho, 33) is
+# registered.  [workarounds] disable_compute_service_check_for_ffu turns
+# that refusal into a warning; Nova meant it for fast-forward upgrades (new
+# control services up before the old computes are upgraded), not for a
+# fleet that keeps running an older release.  Not on the older compute.
+# Also while such a compute is only registered: its service record outlives
+# 'tools/lab down' (and counts in Nova's minimum, up or down) until it is
+# deleted (openstack compute service delete).
+mixed_needs_ffu() {
+    { mixed_wanted && [ "$MIXED_RELEASE" -lt "$NOVA34_OLDEST_COMPUTE" ]; } || too_old_registered
+}
+too_old_hosts() {  # the stockNN hosts below Nova 34's oldest supported compute
+    local r
+    for r in $MIXED_RELEASES; do
+        [ "$r" -ge "$NOVA34_OLDEST_COMPUTE" ] || echo "stock$r"
+    done
+}
+too_old_registered() {  # one of them has a service record (no DB yet: no)
+    local hosts
+    hosts=$(too_old_hosts | sed "s/.*/'&'/" | paste -sd, -)
+    [ -n "$hosts" ] || return 1
+    [ "$(service_sql "SELECT COUNT(*) FROM services WHERE \`binary\` = 'nova-compute'
+        AND deleted = 0 AND host IN ($hosts)" 2>/dev/null || echo 0)" != 0 ]
+}
+mixed_ffu_workaround() {
+    mixed_needs_ffu || return 0
+    echo "[workarounds]"
+    echo "# a compute older than Nova 34 supports (< $NOVA34_OLDEST_COMPUTE): outside Nova's support window;"
+    echo "# the lab's test of such a pair only"
+    echo "disable_compute_service_check_for_ffu = True"
+}
 restart_nova_for_mixed() {
     local name pf mark
     mixed_wanted && [ ! -f "$CLOUD/mixed" ] && [ -f "$CLOUD/up" ] || return 0
-    log "adding $MIXED_HOSTS: Nova's services restart with [upgrade_levels] compute = auto"
+    log "adding $MIXED_HOSTS: Nova's services restart with [upgrade_levels] compute = auto$(
+        mixed_needs_ffu && echo " and [workarounds] disable_compute_service_check_for_ffu")"
     while read -r name pf mark; do
         case $name in nova-*) stop_pid "$name" "$pf" "$mark" & ;; esac
     done < <(cloud_daemons)
@@ -582,6 +645,8 @@ workers = 1
 workers = 1
 
 $(nova_auth_sections)
+
+$(mixed_ffu_workaround)
 EOF
     write_uwsgi_ini "$NOVA/etc/nova-api-uwsgi.ini" "$NOVA_PORT" nova.wsgi.osapi_compute:application \
         "$NOVA/run/nova-api-uwsgi.pid" "$NOVA/log/nova-api.log"
@@ -651,12 +716,19 @@ helper_command = $venv/bin/privsep-helper --config-file $conf
 helper_command = $venv/bin/privsep-helper --config-file $conf
 
 $(nova_auth_sections)
+
+$(compute_workarounds "$name")
 EOF
     if [ "$bin" = nova-compute-fastrbd ]; then
         # what fastrbd needs, from the source the devstack plugin uses
         "${PYTHON:-python3}" "$REPO/fastclone_backend/deploysettings.py" apply nova-compute "$conf" \
             --set vms_pool=vms --set images_pool=images --set nova_user=nova --set ceph_conf="$CONF"
     fi
+}
+
+compute_workarounds() {  # compute_workarounds <name>: the Nova 34 computes'
+    [ "$(compute_venv "$1")" = "$CVENV" ] || return 0
+    mixed_ffu_workaround
 }
 
 compute_images_type() {  # compute_images_type <name>: rbd, or qcow2 for stockq
@@ -667,10 +739,10 @@ compute_names() { local c; for c in $COMPUTES; do echo "${c%%:*}"; done; }
 
 # Nova refuses to register a compute older than every other one
 # (ServiceTooOld: "This service is older (v72) than the minimum (v74)
-# version of the rest of the deployment"): in a real fleet the Nova 33 host
+# version of the rest of the deployment"): in a real fleet the older host
 # was there before the others were upgraded.  The lab's stand-in: the
-# first time stock33 starts, the others' service records are forced down
-# (left out of Nova's minimum) until stock33's record exists, and
+# first time stockNN starts, the others' service records are forced down
+# (left out of Nova's minimum) until stockNN's record exists, and
 # nova-conductor (which checks, and caches the minimum) starts after that.
 service_sql() {  # service_sql <SQL on nova_cell1.services>
     mariadb_ -N -B nova_cell1 -e "$1"
@@ -704,7 +776,7 @@ take_back_newer_computes() {
     rm -f "$MIXED_LEFT_OUT"
 }
 
-register_mixed_first() {  # start stock33 while the newer computes are left out
+register_mixed_first() {  # start stockNN while the newer computes are left out
     local c name bin deadline
     mixed_wanted && ! mixed_registered || return 0
     c=$MIXED_COMPUTE name=${c%%:*} bin=${c#*:}
@@ -762,7 +834,15 @@ discover_hosts() {
     log "computes mapped to cell1: $(compute_names | tr '\n' ' ')"
 }
 
+# a newer stockNN beside a registered older one: not the pair it names
+warn_too_old_registered() {
+    mixed_wanted && [ "$MIXED_RELEASE" -ge "$NOVA34_OLDEST_COMPUTE" ] && too_old_registered || return 0
+    log "warning: $(too_old_hosts | paste -sd' ' -) still registered (Nova's minimum compute stays theirs):" \
+        "openstack compute service delete it for the ($MIXED_RELEASE, 34) pair alone"
+}
+
 up_nova() {
+    warn_too_old_registered
     write_nova_conf
     bootstrap_nova_db
     start_uwsgi nova-api "$NOVA/etc/nova-api-uwsgi.ini" "$NOVA/run/nova-api-uwsgi.pid" "$NOVA_PORT" \
@@ -785,7 +865,7 @@ cloud_up_before_glance() {
     mkdir -p "$CLOUD"
     case " $COMPUTES " in *" $QCOW2_COMPUTE "*) touch "$CLOUD/with-qcow2" ;; esac
     restart_nova_for_mixed
-    if mixed_wanted; then touch "$CLOUD/mixed"; fi
+    if mixed_wanted; then echo "$MIXED_RELEASE" > "$CLOUD/mixed"; fi
     ensure_cloud_venv
     if mixed_wanted; then ensure_mixed_venv; fi
     up_mariadb
@@ -864,6 +944,7 @@ export FASTCLONE_LAB_CLOUD_VENV=$CVENV
 export FASTCLONE_LAB_CLOUD_LOGS=$NOVA/log
 export FASTCLONE_LAB_CLOUD_FLAVOR=lab.tiny
 export FASTCLONE_LAB_CLOUD_MIXED=$(mixed_wanted && echo 1 || echo 0)
+export FASTCLONE_LAB_CLOUD_MIXED_RELEASE=$MIXED_RELEASE
 export OS_AUTH_URL=$(keystone_url)
 export OS_AUTH_TYPE=password
 export OS_IDENTITY_API_VERSION=3
