@@ -34,6 +34,7 @@ from oslo_log import log as logging
 from nova.storage import rbd_utils
 
 from fastclone_backend import exception as fc_exception
+from fastclone_backend import wake
 
 LOG = logging.getLogger(__name__)
 
@@ -290,9 +291,12 @@ def shutdown_at_exit() -> None:
     module joined the non-daemon threads; a client still in use (an open
     ioctx, a daemon thread's call) is left to its last user, as by
     :meth:`ClusterHandle.reset`: shutting it down under them would crash.
-    Idempotent, and it never fails the exit.
+    The watches still up are ended first (:func:`wake.unwatch_all`), so
+    that none is left on a client shut down.  Idempotent, and it never
+    fails the exit.
     """
     try:
+        wake.unwatch_all()
         reset_all()
     except Exception as e:
         LOG.warning('ceph connections not shut down at exit: %(err)s',

@@ -217,6 +217,16 @@ class ShutdownAtExitTestCase(base.TestCase):
         with mock.patch.object(os, 'getpid', return_value=-1):
             self.assertIsNot(parent, cluster.handle_for('/c.conf', 'nova', 5))
 
+    def test_the_watches_end_before_the_connections(self):
+        calls = mock.Mock()
+        with mock.patch.object(cluster.wake, 'unwatch_all', autospec=True,
+                               side_effect=calls.unwatch_all), \
+                mock.patch.object(cluster, 'reset_all', autospec=True,
+                                  side_effect=calls.reset_all):
+            cluster.shutdown_at_exit()
+        self.assertEqual([mock.call.unwatch_all(), mock.call.reset_all()],
+                         calls.mock_calls)
+
     @mock.patch.object(cluster, 'reset_all', autospec=True)
     def test_a_failure_never_fails_the_exit(self, reset_all):
         reset_all.side_effect = RuntimeError('boom')
