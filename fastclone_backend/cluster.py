@@ -285,9 +285,10 @@ def shutdown_at_exit() -> None:
 
     A connected ``rados.Rados`` is never shut down by the binding (it has
     no finalizer): left connected, its threads still run while the exiting
-    process destroys librados's static objects, and one that reads them
-    then aborts the process (``terminate called after throwing an instance
-    of 'boost::wrapexcept<boost::bad_get>'``).  Runs after the threading
+    process destroys librados's static objects (its options' defaults
+    among them, read through ``boost::get``), the likely cause of a host's
+    ``terminate called after throwing an instance of
+    'boost::wrapexcept<boost::bad_get>'`` at exit.  Runs after the threading
     module joined the non-daemon threads; a client still in use (an open
     ioctx, a daemon thread's call) is left to its last user, as by
     :meth:`ClusterHandle.reset`: shutting it down under them would crash.

@@ -138,7 +138,8 @@ class Waiting:
         """
         with self._watch_lock:
             watch, self._watch = self._watch, None
-        _WATCHING.discard(self)
+        with _WATCHING_LOCK:
+            _WATCHING.discard(self)
         if watch is None:
             return
         try:
