@@ -139,7 +139,7 @@ def test_a_failed_unwatch_is_not_repeated_at_exit(lab, tmp_path):
         assert f.read().strip() == 'abandoned 1'
 
 
-EXITS = 24   # short-lived hosts, two at a time: some 40 s on 2 cores
+EXITS = 24   # short-lived hosts, two at a time: 20-40 s on 2 cores
 
 
 def _exit_runs():
