@@ -21,6 +21,7 @@ pointed at one :class:`ClusterHandle` per (ceph.conf, user): every
 reads at call time, the seam Nova's tests and wrappers substitute.
 """
 
+import atexit
 import contextlib
 import copy
 import errno
@@ -33,6 +34,7 @@ from oslo_log import log as logging
 from nova.storage import rbd_utils
 
 from fastclone_backend import exception as fc_exception
+from fastclone_backend import wake
 
 LOG = logging.getLogger(__name__)
 
@@ -239,6 +241,7 @@ def op_timeout_conf(seconds: int) -> dict:
 
 _HANDLES: dict = {}
 _HANDLES_LOCK = threading.Lock()
+_exit_hooked = False   # shutdown_at_exit registered (a forked child too)
 
 
 def handle_for(conffile: str, rados_id: str, timeout: int,
@@ -246,6 +249,7 @@ def handle_for(conffile: str, rados_id: str, timeout: int,
     """The process's handle for this cluster, user and role (fork-safe)."""
     key = (os.getpid(), conffile, rados_id, op_timeout, role)
     with _HANDLES_LOCK:
+        _hook_exit_once()
         handle = _HANDLES.get(key)
         if handle is None:
             handle = _HANDLES[key] = ClusterHandle(conffile, rados_id,
@@ -253,13 +257,51 @@ def handle_for(conffile: str, rados_id: str, timeout: int,
         return handle
 
 
+def _hook_exit_once() -> None:
+    """Register :func:`shutdown_at_exit`, once per process (under lock)."""
+    global _exit_hooked
+    if not _exit_hooked:
+        atexit.register(shutdown_at_exit)
+        _exit_hooked = True
+
+
 def reset_all() -> None:
-    """Shut down every handle of this process (tests, shutdown)."""
+    """Shut down every handle of this process (tests, shutdown).
+
+    Handles a forked child inherited from its parent are only forgotten:
+    their clients' threads are the parent's, a shutdown in the child
+    would wait for threads that do not exist there.
+    """
+    pid = os.getpid()
     with _HANDLES_LOCK:
-        handles = list(_HANDLES.values())
+        mine = [handle for key, handle in _HANDLES.items() if key[0] == pid]
         _HANDLES.clear()
-    for handle in handles:
+    for handle in mine:
         handle.reset()
+
+
+def shutdown_at_exit() -> None:
+    """atexit: this process's connections, shut down before it exits.
+
+    A connected ``rados.Rados`` is never shut down by the binding (it has
+    no finalizer): left connected, its threads still run while the exiting
+    process destroys librados's static objects (its options' defaults
+    among them, read through ``boost::get``), the likely cause of a host's
+    ``terminate called after throwing an instance of
+    'boost::wrapexcept<boost::bad_get>'`` at exit.  Runs after the threading
+    module joined the non-daemon threads; a client still in use (an open
+    ioctx, a daemon thread's call) is left to its last user, as by
+    :meth:`ClusterHandle.reset`: shutting it down under them would crash.
+    The watches still up are ended first (:func:`wake.unwatch_all`), so
+    that none is left on a client shut down.  Idempotent, and it never
+    fails the exit.
+    """
+    try:
+        wake.unwatch_all()
+        reset_all()
+    except Exception as e:
+        LOG.warning('ceph connections not shut down at exit: %(err)s',
+                    {'err': e})
 
 
 # Nova's own class, as imported (rbd_utils.RBDDriver may be replaced later)

@@ -28,10 +28,12 @@ or with eventlet's green ``select.select`` (eventlet removes
 ``select.poll``), which yields to the other greenthreads meanwhile.
 """
 
+import atexit
 import ctypes
 import errno
 import os
 import select
+import threading
 
 from oslo_log import log as logging
 
@@ -107,12 +109,15 @@ class Waiting:
         self.obj = obj
         self._bell = None
         self._watch = None
+        self._watch_lock = threading.Lock()
 
     def wait(self, timeout: float) -> bool:
         """True when woken (or just started watching), False on timeout."""
         if self._bell is None:
             self._bell = Doorbell()
             self._watch = self._start()
+            if self._watch is not None:
+                _watching(self)
             return True
         return self._bell.wait(timeout)
 
@@ -125,14 +130,27 @@ class Waiting:
                      {'obj': self.obj, 'err': e})
             return None
 
+    def unwatch(self) -> None:
+        """End the watch (once, whichever thread comes first); keep polling.
+
+        No callback runs after it: ``rados.Watch.close`` unwatches, then
+        waits for the callbacks under way (``rados_watch_flush``).
+        """
+        with self._watch_lock:
+            watch, self._watch = self._watch, None
+        with _WATCHING_LOCK:
+            _WATCHING.discard(self)
+        if watch is None:
+            return
+        try:
+            watch.close()
+        except Exception as e:   # the cluster did not answer
+            LOG.warning('unwatch of %(obj)s failed: %(err)s',
+                        {'obj': self.obj, 'err': e})
+            abandon(watch)   # never unwatched again
+
     def close(self) -> None:
-        if self._watch is not None:
-            try:
-                self._watch.close()
-            except Exception as e:   # the cluster did not answer
-                LOG.warning('unwatch of %(obj)s failed: %(err)s',
-                            {'obj': self.obj, 'err': e})
-                abandon(self._watch)   # never unwatched again
+        self.unwatch()
         if self._bell is not None:
             self._bell.close()
 
@@ -141,6 +159,42 @@ class Waiting:
 
     def __exit__(self, *exc):
         self.close()
+
+
+# the Waitings watching now, unwatched at exit (see unwatch_all)
+_WATCHING: set = set()
+_WATCHING_LOCK = threading.Lock()
+_exit_hooked = False
+
+
+def _watching(waiting: Waiting) -> None:
+    global _exit_hooked
+    with _WATCHING_LOCK:
+        _WATCHING.add(waiting)
+        if not _exit_hooked:
+            atexit.register(unwatch_all)
+            _exit_hooked = True
+
+
+def unwatch_all() -> None:
+    """atexit: end every watch still up (a thread waits on it still).
+
+    A notify that reaches a watch while the interpreter finalizes runs
+    its callback on a librados thread that needs the GIL: Python ends that
+    thread there (``pthread_exit``), and the unwinding through librados
+    aborts the process (``terminate called without an active
+    exception``).  After this, the waiters poll; their connection stays
+    up for them (:func:`fastclone_backend.cluster.shutdown_at_exit` calls
+    this first, then shuts down only the idle connections).  Idempotent.
+    """
+    with _WATCHING_LOCK:
+        waitings = list(_WATCHING)
+    for waiting in waitings:
+        try:
+            waiting.unwatch()
+        except Exception as e:   # never fail the exit
+            LOG.warning('unwatch of %(obj)s at exit: %(err)s',
+                        {'obj': waiting.obj, 'err': e})
 
 
 # watches whose unwatch failed (see abandon)

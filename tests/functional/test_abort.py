@@ -11,7 +11,10 @@ in its own processes with core dumps on and their Python stacks printed
   (SIGSEGV, or ``ceph_assert(initialized)`` in the Objecter);
 * a watch whose unwatch failed was unwatched again when the interpreter
   exited: ``terminate called after throwing an instance of
-  'std::bad_alloc'`` (or ``std::length_error``) thrown from librados.
+  'std::bad_alloc'`` (or ``std::length_error``) thrown from librados;
+* a host exiting with its connection up and a watch still notified: the
+  callback's librados thread ended by the finalizing interpreter,
+  ``terminate called without an active exception`` (one exit in 40).
 """
 
 import json
@@ -134,3 +137,56 @@ def test_a_failed_unwatch_is_not_repeated_at_exit(lab, tmp_path):
     assert rc == 0, _died(where, rc)
     with open(where + '/stdout') as f:
         assert f.read().strip() == 'abandoned 1'
+
+
+EXITS = 24   # short-lived hosts, two at a time: 20-40 s on 2 cores
+
+
+def _exit_runs():
+    """(mode, eventlet) of each host: idle and watching, both threadings."""
+    return [(('idle', 'watching')[i % 2], i % 4 >= 2) for i in range(EXITS)]
+
+
+def _exit_host(lab, where, image_id, mode, green):
+    args = ['tests.functional.exithost', image_id, mode]
+    return _host(lab, where, *(args + ['--eventlet'] if green else args))
+
+
+def _clean_exit(where, rc, mode):
+    with open(where + '/stderr') as f:
+        err = f.read()
+    with open(where + '/stdout') as f:
+        out = f.read().strip()
+    for bad in ('terminate called', 'Fatal Python error',
+                'Exception ignored'):
+        assert bad not in err, _died(where, rc)
+    assert rc == 0, _died(where, rc)
+    assert out == 'exiting %s' % mode, (out, _died(where, rc))
+
+
+def test_hosts_exit_cleanly_with_their_connection_up(lab, images, vms,
+                                                     tmp_path):
+    image = images.upload(images.write(make_data(4 * MiB)))
+    runs = _exit_runs()
+    done, procs = [], []
+    try:
+        for pair in range(0, EXITS, 2):
+            started = []
+            for i in (pair, pair + 1):
+                where = str(tmp_path / ('host%02d' % i))
+                proc = _exit_host(lab, where, image.id, *runs[i])
+                procs.append(proc)
+                started.append((where, runs[i][0], proc))
+            for where, mode, proc in started:
+                done.append((where, mode, proc.wait(timeout=60)))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            try:
+                vms.remove_object('fastclone-test-exit-%d' % proc.pid)
+            except rados.ObjectNotFound:
+                pass
+    for where, mode, rc in done:
+        _clean_exit(where, rc, mode)
+    assert len(done) == EXITS

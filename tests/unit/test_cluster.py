@@ -158,6 +158,85 @@ class HandleRegistryTestCase(base.TestCase):
         self.assertIsNot(handle, cluster.handle_for('/c.conf', 'nova', 5))
 
 
+class ShutdownAtExitTestCase(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.ceph = self.useFixture(fakes.CephModules())
+        self.ceph.rados.Rados.side_effect = lambda **kw: mock.Mock()
+
+    def _connected(self, *args):
+        """A connected handle, its client idle: (handle, client)."""
+        handle = cluster.handle_for(*args)
+        client, ioctx = handle.open_ioctx('vms')
+        handle.close_ioctx(client, ioctx)
+        return handle, client
+
+    @mock.patch.object(cluster.atexit, 'register', autospec=True)
+    def test_the_first_handle_registers_the_exit_hook_once(self, register):
+        with mock.patch.object(cluster, '_exit_hooked', False):
+            cluster.handle_for('/c.conf', 'nova', 5)
+            cluster.handle_for('/c.conf', 'nova', 5, role='locks')
+            cluster.handle_for('/d.conf', 'admin', 5)
+        register.assert_called_once_with(cluster.shutdown_at_exit)
+
+    @mock.patch.object(cluster.atexit, 'register', autospec=True)
+    def test_a_registered_hook_is_not_registered_again(self, register):
+        with mock.patch.object(cluster, '_exit_hooked', True):
+            cluster.handle_for('/c.conf', 'nova', 5)
+        register.assert_not_called()
+
+    def test_every_idle_connection_is_shut_down_at_exit(self):
+        clients = [self._connected('/c.conf', 'nova', 5)[1],
+                   self._connected('/c.conf', 'nova', 5, 0, 'locks')[1]]
+        self.assertIsNot(clients[0], clients[1])
+        cluster.shutdown_at_exit()
+        for client in clients:
+            client.shutdown.assert_called_once_with()
+
+    def test_a_second_run_shuts_nothing_down_again(self):
+        _handle, client = self._connected('/c.conf', 'nova', 5)
+        cluster.shutdown_at_exit()
+        cluster.shutdown_at_exit()
+        client.shutdown.assert_called_once_with()
+
+    def test_a_client_in_use_at_exit_is_left_to_its_last_user(self):
+        handle = cluster.handle_for('/c.conf', 'nova', 5)
+        client, ioctx = handle.open_ioctx('vms')   # a watch's, a thread's
+        cluster.shutdown_at_exit()
+        client.shutdown.assert_not_called()
+        ioctx.close.assert_not_called()
+        handle.close_ioctx(client, ioctx)
+        client.shutdown.assert_called_once_with()
+
+    def test_a_parents_connection_is_forgotten_not_shut_down(self):
+        with mock.patch.object(os, 'getpid', return_value=-1):
+            parent, client = self._connected('/c.conf', 'nova', 5)
+        cluster.shutdown_at_exit()   # in the forked child
+        client.shutdown.assert_not_called()
+        with mock.patch.object(os, 'getpid', return_value=-1):
+            self.assertIsNot(parent, cluster.handle_for('/c.conf', 'nova', 5))
+
+    def test_the_watches_end_before_the_connections(self):
+        calls = mock.Mock()
+        with mock.patch.object(cluster.wake, 'unwatch_all', autospec=True,
+                               side_effect=calls.unwatch_all), \
+                mock.patch.object(cluster, 'reset_all', autospec=True,
+                                  side_effect=calls.reset_all):
+            cluster.shutdown_at_exit()
+        self.assertEqual([mock.call.unwatch_all(), mock.call.reset_all()],
+                         calls.mock_calls)
+
+    @mock.patch.object(cluster, 'reset_all', autospec=True)
+    def test_a_failure_never_fails_the_exit(self, reset_all):
+        reset_all.side_effect = RuntimeError('boom')
+        with mock.patch.object(cluster.LOG, 'warning',
+                               autospec=True) as warning:
+            self.assertIsNone(cluster.shutdown_at_exit())
+        reset_all.assert_called_once_with()
+        self.assertIn('boom', str(warning.call_args))
+
+
 class SharedRBDDriverTestCase(base.TestCase):
 
     def setUp(self):

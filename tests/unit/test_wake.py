@@ -110,6 +110,74 @@ def test_a_failed_unwatch_is_never_repeated():
     assert wake._ABANDONED[-1] is watch
 
 
+def test_a_watch_still_up_is_ended_at_exit():
+    ioctx = mock.Mock()
+    watch = ioctx.watch.return_value
+    with wake.Waiting(ioctx, OBJ) as waiting:
+        waiting.wait(0)
+        assert waiting in wake._WATCHING
+        wake.unwatch_all()   # the exit, while a thread still waits
+        watch.close.assert_called_once_with()
+        assert waiting not in wake._WATCHING
+        assert not waiting.wait(0.01)   # polling on
+        wake.unwatch_all()
+    watch.close.assert_called_once_with()   # never again
+
+
+def test_a_closed_waiting_is_not_unwatched_at_exit():
+    ioctx = mock.Mock()
+    with wake.Waiting(ioctx, OBJ) as waiting:
+        waiting.wait(0)
+    assert waiting not in wake._WATCHING
+    wake.unwatch_all()
+    ioctx.watch.return_value.close.assert_called_once_with()
+
+
+def test_a_failed_unwatch_at_exit_is_abandoned_and_the_exit_goes_on():
+    ioctx = mock.Mock()
+    watch = ioctx.watch.return_value
+    watch.close.side_effect = fakes.RadosTimedOut('timed out')
+    waiting = wake.Waiting(ioctx, OBJ)
+    waiting.wait(0)
+    wake.unwatch_all()
+    assert wake._ABANDONED[-1] is watch
+    waiting.close()
+    watch.close.assert_called_once_with()
+
+
+def test_two_threads_unwatch_once():
+    ioctx = mock.Mock()
+    watch = ioctx.watch.return_value
+    watch.close.side_effect = lambda: time.sleep(0.05)
+    with wake.Waiting(ioctx, OBJ) as waiting:
+        waiting.wait(0)
+        threads = [threading.Thread(target=waiting.unwatch)
+                   for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        wake.unwatch_all()
+        for thread in threads:
+            thread.join()
+    watch.close.assert_called_once_with()
+
+
+def test_without_a_watch_nothing_is_kept_for_the_exit():
+    ioctx = mock.Mock()
+    ioctx.watch.side_effect = fakes.RadosObjectNotFound('no lock object')
+    with wake.Waiting(ioctx, OBJ) as waiting:
+        waiting.wait(0)
+        assert waiting not in wake._WATCHING
+
+
+@mock.patch.object(wake.atexit, 'register', autospec=True)
+def test_the_first_watch_registers_the_exit_hook_once(register):
+    with mock.patch.object(wake, '_exit_hooked', False):
+        for _ in range(2):
+            with wake.Waiting(mock.Mock(), OBJ) as waiting:
+                waiting.wait(0)
+    register.assert_called_once_with(wake.unwatch_all)
+
+
 class _Watch:
     """Stands for a rados.Watch: what matters is whether it is collected."""
 
