@@ -131,7 +131,9 @@ def plain_limit(raw: str, count: int, repeat: int) -> dict:
 
 def run(args, env, log) -> dict:
     ctx = Context(env, args, log)
-    groups = plan(args.backends, cloudboot.up_hosts(ctx.conn))
+    wanted = {h for b in args.backends for h in BACKENDS[b]}
+    groups = plan(args.backends,
+                  cloudboot.up_hosts_awaited(ctx.conn, wanted))
     cloudboot.unlimited_quotas(ctx.conn)
     count = args.servers
     results = {'machine': benchrun.machine(), 'groups': [],

@@ -74,6 +74,21 @@ def up_hosts(conn) -> set:
             if s.state == 'up' and s.status == 'enabled'}
 
 
+def up_hosts_awaited(conn, want: set, timeout: float = 120,
+                     sleep=time.sleep, clock=time.monotonic) -> set:
+    """up_hosts, once every host in want is up or timeout ran out.
+
+    A compute that was just started reports up with its first heartbeat,
+    some seconds after the tier says it is up.
+    """
+    deadline = clock() + timeout
+    hosts = up_hosts(conn)
+    while not want <= hosts and clock() < deadline:
+        sleep(2)
+        hosts = up_hosts(conn)
+    return hosts
+
+
 def unlimited_quotas(conn) -> None:
     """The admin project may run as many servers as the machine holds."""
     project = conn.current_project_id

@@ -1,5 +1,7 @@
 """The boot benchmark's pure parts: its table, docs, and what it counts."""
 
+import types
+
 import docutils.core
 import pytest
 
@@ -208,6 +210,44 @@ def test_plan_needs_every_host_asked_for():
         ('stock rbd', ('stock1',), 'qcow2')]
     with pytest.raises(SystemExit, match='stockq'):
         boot.plan(['stock qcow2'], up)
+
+
+class _Services:
+    """conn.compute.services: each call, the next list of hosts up."""
+
+    def __init__(self, *rounds):
+        self.rounds = list(rounds)
+        self.calls = 0
+
+    def services(self, binary):
+        up = self.rounds[min(self.calls, len(self.rounds) - 1)]
+        self.calls += 1
+        return [types.SimpleNamespace(host=h, state='up', status='enabled')
+                for h in up] + [types.SimpleNamespace(
+                    host='off', state='up', status='disabled')]
+
+
+def _clock():
+    now = [0.0]
+    return (lambda: now[0]), (lambda s: now.__setitem__(0, now[0] + s))
+
+
+def test_hosts_are_awaited_until_their_first_heartbeat():
+    conn = types.SimpleNamespace(compute=_Services(
+        {'fast1'}, {'fast1', 'stock1'}, {'fast1', 'stock1', 'stockq'}))
+    clock, sleep = _clock()
+    assert cloudboot.up_hosts_awaited(
+        conn, {'stock1', 'stockq'}, clock=clock, sleep=sleep) == {
+        'fast1', 'stock1', 'stockq'}
+    assert conn.compute.calls == 3
+
+
+def test_hosts_never_up_are_awaited_until_the_timeout():
+    conn = types.SimpleNamespace(compute=_Services({'fast1'}))
+    clock, sleep = _clock()
+    assert cloudboot.up_hosts_awaited(
+        conn, {'stock1'}, timeout=10, clock=clock, sleep=sleep) == {'fast1'}
+    assert clock() >= 10
 
 
 def _fake_convert(tmp_path, source, delay=0.0):
