@@ -107,13 +107,8 @@ up_computes = cloudboot.up_hosts
 
 def wait_computes(conn, timeout=120) -> set:
     """The computes reported up, after waiting (a while) for all three."""
-    deadline = time.monotonic() + timeout
-    want = set(FASTRBD_HOSTS + STOCK_HOSTS)
-    while True:
-        hosts = up_computes(conn)
-        if want <= hosts or time.monotonic() > deadline:
-            return hosts
-        time.sleep(2)
+    return cloudboot.up_hosts_awaited(conn, set(FASTRBD_HOSTS + STOCK_HOSTS),
+                                      timeout)
 
 
 @pytest.fixture(scope='session')
