@@ -30,17 +30,35 @@ class LibvirtHost:
     name: str
     base: str   # the DIR argument: the host's state is in base/name
 
-    def _run(self, *args, timeout=180) -> str:
+    def _run(self, *args, timeout=180, env=None) -> str:
         proc = subprocess.run([SCRIPT, args[0], self.name, self.base]
                               + list(args[1:]), capture_output=True,
-                              text=True, timeout=timeout)
+                              text=True, timeout=timeout, env=env)
         if proc.returncode:
             raise RuntimeError('libvirt-host %s %s failed (rc %d): %s' % (
                 args[0], self.name, proc.returncode, proc.stderr[-2000:]))
         return proc.stdout
 
-    def up(self) -> None:
-        self._run('up')
+    def up(self, peers: tuple = ()) -> None:
+        """Start the host (idempotent).
+
+        peers: the other hosts' names, which resolve to 127.0.0.1 in its
+        namespace (written again on every up).
+        """
+        env = dict(os.environ, LIBVIRT_HOST_PEERS=' '.join(peers))
+        self._run('up', env=env)
+
+    def resolve(self, name: str) -> str:
+        """The address name resolves to in the host's namespace.
+
+        As libvirtd's getaddrinfo sees it; '' if none.
+        """
+        with open(os.path.join(self.base, self.name, 'holder.pid')) as f:
+            holder = f.read().strip()
+        proc = subprocess.run(['nsenter', '--target', holder, '--mount',
+                               '--uts', '--', 'getent', 'ahostsv4', name],
+                              capture_output=True, text=True, timeout=30)
+        return proc.stdout.split()[0] if proc.stdout.split() else ''
 
     def down(self) -> None:
         self._run('down')

@@ -98,6 +98,28 @@ def alpha_clone(lab, images, guest_images, rados_nova, vms):
         src.close()
 
 
+def test_running_host_learns_a_peer_added_later(two_hosts):
+    """A compute added to a running tier resolves in the running hosts.
+
+    stock33, added by the mixed tests' fixture: a live migration to it
+    names it in the URI QEMU's stream goes to.
+    """
+    h1, _ = two_hosts
+    assert h1.resolve('h1') == '127.0.0.1'
+    assert h1.resolve('fc-peer-added-later') == ''
+    pid_file = os.path.join(h1.base, h1.name, 'libvirtd.pid')
+    with open(pid_file) as f:
+        libvirtd = f.read().strip()
+
+    h1.up(peers=('h2', 'fc-peer-added-later'))
+
+    assert h1.resolve('fc-peer-added-later') == '127.0.0.1'
+    assert h1.resolve('h2') == '127.0.0.1'
+    with open(pid_file) as f:
+        assert f.read().strip() == libvirtd, 'libvirtd was restarted'
+    assert h1.virsh('hostname').strip() == 'h1'
+
+
 # alpha_clone before two_hosts: the hosts (and the domain) go first
 def test_host_boots_rbd_clone_and_sees_only_its_domains(
         lab, alpha_clone, two_hosts, guest_images, tmp_path):
