@@ -103,11 +103,22 @@ def one_line(group: dict) -> str:
                 group['downloads'], group['conversions'], group['imports']))
 
 
+def limit_note(results: dict) -> str:
+    """Says so when the limit was not measured in the groups' run."""
+    when = results.get('limit', {}).get('measured_again')
+    if not when:
+        return ''
+    return ('The plain-QEMU rows were measured again on %s (--limit-only), '
+            'not in the same run as the servers.' % when)
+
+
 def markdown(results: dict) -> str:
     name, header, rows = table(results)
     lines = ['# ' + name, '', 'Machine: %s' % json.dumps(results['machine']),
              '', '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     lines += ['| ' + ' | '.join(r) + ' |' for r in rows]
+    if limit_note(results):
+        lines += ['', limit_note(results)]
     return '\n'.join(lines) + '\n'
 
 
@@ -137,6 +148,8 @@ def doc_block(results: dict, chart: str) -> str:
              'its own uuid and its disk\'s sum.', '',
              '.. image:: %s' % chart, '']
     lines += report._list_table(name, header, rows)
+    if limit_note(results):
+        lines += ['', limit_note(results), '']
     return '\n'.join(lines + [END])
 
 

@@ -1,6 +1,7 @@
 """The boot benchmark's pure parts: its table, docs, and what it counts."""
 
 import types
+from unittest import mock
 
 import docutils.core
 import pytest
@@ -274,3 +275,38 @@ def test_proc_watch_sees_a_conversion_of_its_lab(tmp_path):
         time.sleep(0.2)
     other.wait()
     assert watch.counts() == {'conversion': 1, 'import': 0}
+
+
+def test_plain_limit_at_once_waits_the_groups_timeout():
+    booted = types.SimpleNamespace(seconds=4.5, marker={'image': 'alpha'})
+    with mock.patch.object(boot.guest, 'boot_plain', autospec=True,
+                           return_value=booted) as boot_plain:
+        limit = boot.plain_limit('/lab/guest/alpha.raw', 3, 2, 900.0)
+    assert boot_plain.call_args_list[:2] == [
+        mock.call('/lab/guest/alpha.raw')] * 2
+    assert boot_plain.call_args_list[2:] == [
+        mock.call('/lab/guest/alpha.raw', timeout=900.0)] * 3
+    assert (limit['at_once'], limit['at_once_failures'],
+            limit['timeout_s']) == (3, 0, 900.0)
+
+
+def test_limit_only_keeps_the_groups_and_says_so(tmp_path):
+    results = _results()
+    bootreport.write(results, str(tmp_path))
+    args = boot.parse(['--limit-only', '--out', str(tmp_path),
+                       '--guest-cache', '/lab/guest', '--timeout', '600',
+                       '--limit-repeat', '1'])
+    again = {'one_s': [4.6], 'at_once_s': [310.0] * 4, 'at_once': 4,
+             'at_once_failures': 0, 'timeout_s': 600.0}
+    with mock.patch.object(boot, 'plain_limit', autospec=True,
+                           return_value=dict(again)) as plain_limit:
+        rewritten = boot.limit_again(args, lambda msg: None)
+    plain_limit.assert_called_once_with('/lab/guest/alpha.raw', 4, 1, 600.0)
+    assert rewritten['groups'] == results['groups']
+    assert rewritten['limit']['at_once_s'] == [310.0] * 4
+    assert rewritten['limit']['measured_again']
+    note = bootreport.limit_note(rewritten)
+    assert 'not in the same run' in note
+    assert note in bootreport.markdown(rewritten)
+    assert note in bootreport.doc_block(rewritten, 'boot.png')
+    assert bootreport.limit_note(results) == ''
