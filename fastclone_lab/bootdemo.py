@@ -106,6 +106,15 @@ def run(conn, env, args) -> list:
     return boots
 
 
+def missing_computes(conn) -> list:
+    """The demo's computes not up, once they had their time to report.
+
+    A compute reports up with its first heartbeat, some seconds after
+    'tools/lab up --cloud' says the tier is up.
+    """
+    return sorted(set(WHO) - cloudboot.up_hosts_awaited(conn, set(WHO)))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--servers', type=int, default=3,
@@ -117,7 +126,7 @@ def main(argv=None):
     args.guest_cache = args.guest_cache or os.path.join(
         env['FASTCLONE_LAB_DIR'], 'guest')
     conn = cloudboot.connect(env)
-    missing = sorted(set(WHO) - cloudboot.up_hosts(conn))
+    missing = missing_computes(conn)
     if missing:
         print('computes not up: %s' % missing, file=sys.stderr)
         return 1

@@ -1,5 +1,7 @@
 """tools/demo --boot: its table and its fastrbd-against-stock medians."""
 
+from unittest import mock
+
 from fastclone_lab import bootdemo
 from fastclone_lab import cloudboot
 
@@ -33,3 +35,10 @@ def test_medians_per_backend_and_image_skip_failures():
     assert '10.0 s (3 of them)' in lines[0]
     assert lines[1].split()[:3] == ['stock', 'rbd', 'raw']
     assert '30.0 s (1 of them)' in lines[1]
+
+
+def test_computes_are_awaited_before_the_demo_says_one_is_missing():
+    with mock.patch.object(cloudboot, 'up_hosts_awaited', autospec=True,
+                           return_value={'fast1', 'fast2'}) as awaited:
+        assert bootdemo.missing_computes('conn') == ['stock1']
+    awaited.assert_called_once_with('conn', set(bootdemo.WHO))
