@@ -135,6 +135,14 @@ def plain_limit(raw: str, count: int, repeat: int, timeout: float) -> dict:
             'timeout_s': timeout}
 
 
+def measure_limit(args, count: int, log) -> dict:
+    """plain_limit of the lab's raw guest, as the options ask."""
+    raw = os.path.join(args.guest_cache, 'alpha.raw')
+    log('limit: plain QEMU from %s, %d alone, %d at once' % (
+        raw, args.limit_repeat, count))
+    return plain_limit(raw, count, args.limit_repeat, args.timeout)
+
+
 def limit_again(args, log) -> dict:
     """The results in --out with their limit measured again (--limit-only).
 
@@ -143,12 +151,8 @@ def limit_again(args, log) -> dict:
     """
     with open(os.path.join(args.out, bootreport.JSON)) as f:
         results = json.load(f)
-    count = results['config']['servers']
-    raw = os.path.join(args.guest_cache, 'alpha.raw')
-    log('limit only: plain QEMU from %s, %d alone, %d at once' % (
-        raw, args.limit_repeat, count))
-    results['limit'] = plain_limit(raw, count, args.limit_repeat,
-                                   args.timeout)
+    results['limit'] = measure_limit(args, results['config']['servers'],
+                                     log)
     results['limit']['measured_again'] = time.strftime('%Y-%m-%d %H:%M UTC',
                                                        time.gmtime())
     return results
@@ -176,11 +180,7 @@ def run(args, env, log) -> dict:
             log('  ' + bootreport.one_line(result))
     finally:
         cloudboot.delete_images(ctx.conn, images)
-    raw = os.path.join(args.guest_cache, 'alpha.raw')
-    log('limit: plain QEMU from %s, %d alone, %d at once' % (
-        raw, args.limit_repeat, count))
-    results['limit'] = plain_limit(raw, count, args.limit_repeat,
-                                   args.timeout)
+    results['limit'] = measure_limit(args, count, log)
     return results
 
 

@@ -117,8 +117,9 @@ def markdown(results: dict) -> str:
     lines = ['# ' + name, '', 'Machine: %s' % json.dumps(results['machine']),
              '', '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     lines += ['| ' + ' | '.join(r) + ' |' for r in rows]
-    if limit_note(results):
-        lines += ['', limit_note(results)]
+    note = limit_note(results)
+    if note:
+        lines += ['', note]
     return '\n'.join(lines) + '\n'
 
 
@@ -148,8 +149,9 @@ def doc_block(results: dict, chart: str) -> str:
              'its own uuid and its disk\'s sum.', '',
              '.. image:: %s' % chart, '']
     lines += report._list_table(name, header, rows)
-    if limit_note(results):
-        lines += ['', limit_note(results), '']
+    note = limit_note(results)
+    if note:
+        lines += ['', note, '']
     return '\n'.join(lines + [END])
 
 
